@@ -1,0 +1,32 @@
+"""lit_digest: Lightning implementations of the methods reviewed in two ML paper-digest channels.
+
+    from lit_digest import BYOL, CIFAR10DataModule
+    from lit_digest.nn import ResNet
+"""
+
+from lit_digest.callbacks import ChannelsLast, EncoderReport, FiniteLossGuard, KNNMonitor, LogAugmentedViews
+from lit_digest.data import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    DigitsDataModule,
+    FashionMNISTDataModule,
+    ImageFolderDataModule,
+    MNISTDataModule,
+    NpzImageDataModule,
+    STL10DataModule,
+    SyntheticImageDataModule,
+)
+from lit_digest.methods import BYOL
+from lit_digest.nn import MLP, ResNet, SmallConvNet
+from lit_digest.optim import LARS
+from lit_digest.transforms import BYOLViews, MultiView, SimCLRViews, SupervisedViews, ViewAugment
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BYOL", "BYOLViews", "CIFAR10DataModule", "CIFAR100DataModule", "ChannelsLast", "DigitsDataModule",
+    "EncoderReport", "FashionMNISTDataModule", "FiniteLossGuard", "ImageFolderDataModule", "KNNMonitor", "LARS",
+    "LogAugmentedViews", "MLP", "MNISTDataModule", "MultiView", "NpzImageDataModule", "ResNet",
+    "STL10DataModule", "SimCLRViews", "SmallConvNet", "SupervisedViews", "SyntheticImageDataModule",
+    "ViewAugment",
+]

@@ -1,0 +1,154 @@
+"""BYOL: Bootstrap Your Own Latent (Grill et al., arXiv 2006.07733)."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from lit_digest.losses import symmetric_byol_loss
+from lit_digest.methods.common import (
+    OnlineProbe,
+    check_num_classes,
+    configure_warmup_cosine,
+    probe_group,
+    split_decay_groups,
+)
+from lit_digest.nn import MLP, copy_frozen, cosine_tau, feature_dim_of, update_ema
+from lit_digest.optim import OptimizerName
+
+__all__ = ["BYOL"]
+
+
+class BYOL(LightningModule):
+    """An online network (encoder, projector, predictor) regresses the projection of a
+    slowly moving target network (encoder, projector; an EMA of the online weights) of
+    another view of the same image. No negatives.
+
+    Training batches are ``(views, labels)`` with two views (``lit_digest.transforms.BYOLViews``);
+    evaluation batches ``(images, labels)``. ``forward`` returns encoder features, and
+    ``self.backbone`` is the encoder to keep after training.
+
+    Defaults are solo-learn's CIFAR ResNet-18 run (``scripts/pretrain/cifar/byol.yaml``,
+    92.58% CIFAR-10 online linear accuracy after 1000 epochs): projector and predictor 4096 ->
+    256 (paper section 3.3), tau 0.99 -> 1.0 on a cosine schedule (paper section 3.2; 0.996 on
+    ImageNet), LARS lr 1.0 at batch 256 (scaled linearly, paper appendix C uses 0.2 x batch/256
+    on ImageNet), weight decay 1e-5 (1.5e-6 on ImageNet), eta 0.02 with LR clipping,
+    10 warmup epochs then cosine decay; the online probe uses lr 0.1.
+
+    Args:
+        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``.
+        num_classes: classes of the online linear probe.
+        feature_dim: ``D``, if the backbone has no ``num_features`` attribute.
+        proj_hidden_dim, proj_dim: projector sizes.
+        pred_hidden_dim: predictor hidden size (the predictor maps ``proj_dim`` to ``proj_dim``).
+        base_tau, final_tau: the target EMA decay at the first and last step.
+        optimizer: ``"lars"``, ``"sgd"`` or ``"adamw"``.
+        lr: base learning rate (at a global batch of 256 if ``scale_lr_by_batch``).
+        weight_decay, momentum, lars_eta, lars_clip_lr: optimiser settings; biases and
+            normalisation parameters get no weight decay and no LARS adaptation.
+        warmup_epochs: linear warmup length, then cosine decay to 0, stepped every iteration.
+        scale_lr_by_batch: multiply ``lr`` (and ``probe_lr``) by global batch / 256.
+        probe_lr: learning rate of the online linear probe.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int = 10,
+        feature_dim: int | None = None,
+        proj_hidden_dim: int = 4096,
+        proj_dim: int = 256,
+        pred_hidden_dim: int = 4096,
+        base_tau: float = 0.99,
+        final_tau: float = 1.0,
+        optimizer: OptimizerName = "lars",
+        lr: float = 1.0,
+        weight_decay: float = 1e-5,
+        momentum: float = 0.9,
+        lars_eta: float = 0.02,
+        lars_clip_lr: bool = True,
+        warmup_epochs: float = 10,
+        scale_lr_by_batch: bool = True,
+        probe_lr: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= base_tau <= final_tau <= 1.0:
+            raise ValueError(f"BYOL needs 0 <= base_tau <= final_tau <= 1, got {base_tau}, {final_tau}")
+        # The backbone stays in the hyperparameters so that load_from_checkpoint rebuilds it: as its
+        # class_path config when built by the CLI, else as the pickled module.
+        self.save_hyperparameters()
+        dim = feature_dim_of(backbone, feature_dim)
+        self.backbone = backbone
+        self.projector = MLP(dim, proj_hidden_dim, proj_dim)
+        self.predictor = MLP(proj_dim, pred_hidden_dim, proj_dim)
+        self.target_backbone = copy_frozen(backbone)
+        self.target_projector = copy_frozen(self.projector)
+        self.probe = OnlineProbe(dim, num_classes)
+        self._ema_step = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder features ``(B, D)`` of normalised images ``(B, C, H, W)``."""
+        return self.backbone(x)
+
+    @property
+    def tau(self) -> float:
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
+        return cosine_tau(self._ema_step, int(total), self.hparams.base_tau, self.hparams.final_tau)
+
+    # -- training ---------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        views, labels = batch
+        if len(views) != 2:
+            raise ValueError(f"BYOL trains on 2 views per image, got {len(views)}: use BYOLViews")
+        feats = [self.backbone(v) for v in views]  # 2 x (B, D), views apart: BatchNorm per view
+        preds = [self.predictor(self.projector(f)) for f in feats]  # 2 x (B, P)
+        with torch.no_grad():
+            targets = [self.target_projector(self.target_backbone(v)) for v in views]  # 2 x (B, P)
+        loss = symmetric_byol_loss(preds[0], preds[1], targets[0], targets[1])
+        probe_loss = self.probe.loss(torch.cat(feats), labels.repeat(2))
+
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/probe_loss", probe_loss)
+        self.log("train/probe_acc", self.probe.train_acc, on_step=False, on_epoch=True)
+        self.log("train/tau", self.tau)
+        return loss + probe_loss
+
+    def on_train_start(self) -> None:
+        check_num_classes(self, self.hparams.num_classes)
+        self._ema_step = self.trainer.global_step  # resumed runs continue the tau schedule
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # One EMA update per optimiser step (gradient accumulation skips the others).
+        if self.trainer.global_step > self._ema_step:
+            tau = self.tau
+            update_ema(self.backbone, self.target_backbone, tau)
+            update_ema(self.projector, self.target_projector, tau)
+            self._ema_step = self.trainer.global_step
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        x, labels = batch
+        feats = self.backbone(x)
+        if dataloader_idx == 0:  # the validation split; loader 1 is the kNN bank
+            self.probe.val_acc(self.probe(feats), labels)
+            self.log("val/probe_acc", self.probe.val_acc, add_dataloader_idx=False, prog_bar=True)
+        return {"features": feats}
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        x, labels = batch
+        self.probe.test_acc(self.probe(self.backbone(x)), labels)
+        self.log("test/probe_acc", self.probe.test_acc)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self.backbone(x)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        groups = split_decay_groups([self.backbone, self.projector, self.predictor])
+        groups.append(probe_group(self.probe, h.probe_lr))
+        return configure_warmup_cosine(
+            self, groups, h.optimizer, h.lr, h.weight_decay, h.momentum, h.lars_eta, h.lars_clip_lr,
+            h.warmup_epochs, h.scale_lr_by_batch,
+        )
