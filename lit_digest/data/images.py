@@ -467,6 +467,11 @@ class SyntheticImageDataModule(_ArrayDataModule):
 
         return (*draw(self.num_train), *draw(self.num_test))
 
+    def make_splits(self) -> Splits:
+        splits = super().make_splits()
+        self.num_classes = self.classes
+        return splits
+
 
 # -- image folders ----------------------------------------------------------------------------
 

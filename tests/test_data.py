@@ -1,0 +1,128 @@
+"""DataModules: shapes, both augmentation paths, real data, and clear errors for bad input."""
+
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from lightning.pytorch import Trainer
+
+from lit_digest import BYOLViews, CIFAR10DataModule, DigitsDataModule, ImageFolderDataModule, NpzImageDataModule
+from lit_digest.data import DatasetNotFoundError, STL10DataModule
+
+
+class _Training:
+    training = True
+
+
+def test_digits_module_shapes_and_split():
+    dm = DigitsDataModule(batch_size=32, num_workers=0, views=BYOLViews(crop_size=8))
+    dm.setup()
+    assert len(dm.splits.pretrain) + len(dm.splits.val) == 1797
+    assert dm.num_classes == 10 and dm.in_channels == 1
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.dtype == torch.uint8 and x.shape == (32, 1, 8, 8)
+    assert [len(loader.dataset) for loader in dm.val_dataloader()] == [360, 1437]
+
+
+def test_device_and_worker_paths_give_the_same_batch_structure():
+    for mode in ("device", "workers"):
+        dm = DigitsDataModule(batch_size=16, num_workers=0, views=BYOLViews(crop_size=8), augment_on=mode)
+        dm.setup()
+        dm.trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+        dm.trainer.state.fn, dm.trainer.training = "fit", True
+        batch = next(iter(dm.train_dataloader()))
+        views, labels = dm.on_after_batch_transfer(batch, 0)
+        assert len(views) == 2 and views[0].shape == (16, 1, 8, 8) and views[0].dtype == torch.float32
+        assert labels.shape == (16,)
+        # normalised with the training statistics
+        assert abs(views[0].mean().item()) < 1.5
+
+
+def test_knn_bank_size_limits_the_second_validation_loader():
+    dm = DigitsDataModule(batch_size=32, num_workers=0, knn_bank_size=100)
+    assert [len(loader.dataset) for loader in dm.val_dataloader()] == [360, 100]
+    assert len(DigitsDataModule(num_workers=0, knn_bank_size=0).val_dataloader()) == 1
+
+
+def test_npz_module_reads_the_real_cifar_subset(cifar_subset):
+    dm = NpzImageDataModule(path=str(cifar_subset), batch_size=64, num_workers=0)
+    dm.setup()
+    assert len(dm.splits.pretrain) == 5085 and len(dm.splits.val) == 1017 and dm.num_classes == 10
+    assert dm.mean[0] == pytest.approx(0.49, abs=0.03)  # CIFAR-10's red-channel mean
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (64, 3, 32, 32) and x.dtype == torch.uint8 and int(y.max()) < 10
+
+
+def test_npz_accepts_nhwc_and_rejects_missing_keys_and_corrupt_files(tmp_path):
+    good = tmp_path / "nhwc.npz"
+    img = np.random.randint(0, 255, (10, 8, 8, 3), dtype=np.uint8)
+    np.savez(good, train_images=img, train_labels=np.arange(10) % 2, test_images=img[:4], test_labels=np.zeros(4))
+    dm = NpzImageDataModule(path=str(good), batch_size=2, num_workers=0)
+    dm.setup()
+    assert dm.splits.pretrain.images.shape == (10, 3, 8, 8)
+
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, train_images=img)
+    with pytest.raises(ValueError, match=r"partial.npz.*lacks the keys \['train_labels'"):
+        NpzImageDataModule(path=str(partial), num_workers=0).setup()
+
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    with pytest.raises(ValueError, match="Could not read images from .*corrupt.npz"):
+        NpzImageDataModule(path=str(corrupt), num_workers=0).setup()
+
+    with pytest.raises(DatasetNotFoundError, match="No .npz file at .*nowhere.npz"):
+        NpzImageDataModule(path=str(tmp_path / "nowhere.npz"), num_workers=0).setup()
+
+
+@pytest.mark.parametrize("module", [CIFAR10DataModule, STL10DataModule])
+def test_missing_dataset_offline_names_path_and_url(tmp_path, monkeypatch, module):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", no_network)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", no_network)
+    for cls in (torchvision.datasets.CIFAR10, torchvision.datasets.STL10):
+        monkeypatch.setattr(cls, "download", lambda self: no_network())
+    dm = module(data_dir=str(tmp_path / "datasets"), num_workers=0)
+    url = torchvision.datasets.CIFAR10.url if module is CIFAR10DataModule else torchvision.datasets.STL10.url
+    with pytest.raises(DatasetNotFoundError) as err:
+        dm.prepare_data()
+    message = str(err.value)
+    assert str(tmp_path / "datasets") in message and url in message and "could not be downloaded" in message
+
+
+def test_corrupt_cifar_copy_is_reported(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                 "batches.meta"]:
+        (folder / name).write_bytes(b"garbage")
+    with pytest.raises(DatasetNotFoundError, match="missing or corrupt"):
+        CIFAR10DataModule(data_dir=str(tmp_path), download=False, num_workers=0).setup()
+
+
+def test_image_folder_module_decodes_resizes_and_reports_bad_files(tmp_path):
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(3):
+                img = torch.randint(0, 255, (3, 40 + i, 50), dtype=torch.uint8)
+                torchvision.io.write_png(img, str(tmp_path / split / cls / f"{i}.png"))
+    dm = ImageFolderDataModule(data_dir=str(tmp_path), image_size=24, load_size=32, batch_size=4, num_workers=0)
+    dm.setup()
+    assert dm.num_classes == 2
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 3, 32, 32) and x.dtype == torch.uint8
+    val_x, _ = next(iter(dm.val_dataloader()[0]))
+    assert val_x.shape[-2:] == (24, 24)
+
+    (tmp_path / "train" / "cat" / "broken.png").write_bytes(b"not a png")
+    dm = ImageFolderDataModule(data_dir=str(tmp_path), image_size=24, load_size=32, batch_size=16, num_workers=0)
+    with pytest.raises(ValueError, match="Could not decode image .*broken.png"):
+        next(iter(dm.train_dataloader()))
+
+    with pytest.raises(DatasetNotFoundError, match="No image folder at .*missing"):
+        ImageFolderDataModule(data_dir=str(tmp_path / "missing"), num_workers=0).setup()
