@@ -1,4 +1,4 @@
-"""Losses as pure functions. Shapes: ``B`` batch, ``D`` embedding size."""
+"""BYOL's regression loss and a label-masked cross-entropy. Shapes: ``B`` batch, ``D`` embedding size."""
 
 from __future__ import annotations
 
