@@ -4,7 +4,14 @@
     from lit_digest.nn import ResNet
 """
 
-from lit_digest.callbacks import ChannelsLast, EncoderReport, FiniteLossGuard, KNNMonitor, LogAugmentedViews
+from lit_digest.callbacks import (
+    ChannelsLast,
+    CheckpointOnException,
+    EncoderReport,
+    FiniteLossGuard,
+    KNNMonitor,
+    LogAugmentedViews,
+)
 from lit_digest.data import (
     CIFAR10DataModule,
     CIFAR100DataModule,
@@ -24,7 +31,7 @@ from lit_digest.transforms import BYOLViews, MultiView, SimCLRViews, SupervisedV
 __version__ = "0.1.0"
 
 __all__ = [
-    "BYOL", "BYOLViews", "CIFAR10DataModule", "CIFAR100DataModule", "ChannelsLast", "DigitsDataModule",
+    "BYOL", "BYOLViews", "CIFAR10DataModule", "CIFAR100DataModule", "ChannelsLast", "CheckpointOnException", "DigitsDataModule",
     "EncoderReport", "FashionMNISTDataModule", "FiniteLossGuard", "ImageFolderDataModule", "KNNMonitor", "LARS",
     "LogAugmentedViews", "MLP", "MNISTDataModule", "MultiView", "NpzImageDataModule", "ResNet",
     "STL10DataModule", "SimCLRViews", "SmallConvNet", "SupervisedViews", "SyntheticImageDataModule",

@@ -21,10 +21,12 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from lit_digest.evaluation import extract_features, knn_accuracy, knn_predict, linear_probe_accuracy
 from lit_digest.transforms import to_unit_float
 
-__all__ = ["KNNMonitor", "FiniteLossGuard", "LogAugmentedViews", "EncoderReport", "ChannelsLast"]
+__all__ = ["KNNMonitor", "FiniteLossGuard", "CheckpointOnException", "LogAugmentedViews", "EncoderReport",
+           "ChannelsLast"]
 
 
 def _run_dir(trainer: Trainer) -> Path:
+    """The run's log folder. ``trainer.log_dir`` is a broadcast under DDP: call on every rank."""
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
@@ -89,6 +91,26 @@ class FiniteLossGuard(Callback):
         )
 
 
+class CheckpointOnException(Callback):
+    """Saves ``interrupted-step=N.ckpt`` beside the run's checkpoints when training stops on an
+    exception (Ctrl-C, out of memory, a crash), so no progress is lost; resume with
+    ``--ckpt_path <that file>``.
+
+    Lightning's ``OnExceptionCheckpoint`` does the same, but its mere presence makes every
+    ``fit`` without ``--ckpt_path`` resume from ``last`` (Lightning 2.x), which silently
+    continues an older run; this one changes nothing about resuming.
+    """
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, FloatingPointError):
+            return  # FiniteLossGuard already saved the last good weights
+        ckpt = trainer.checkpoint_callback
+        folder = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir)
+        path = folder / f"interrupted-step={trainer.global_step}.ckpt"
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"Training stopped by {type(exception).__name__}; checkpoint saved to {path}")
+
+
 class LogAugmentedViews(Callback):
     """Saves (and logs to W&B) a grid of the first training batch's views: one row per view,
     ``num_images`` columns, de-normalised with the DataModule's statistics."""
@@ -98,10 +120,13 @@ class LogAugmentedViews(Callback):
         self.done = False
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
-        if self.done or not trainer.is_global_zero:
+        if self.done:
             return
         self.done = True
+        path = _run_dir(trainer) / "views.png"
         views = batch[0]
+        if not trainer.is_global_zero:
+            return
         if not isinstance(views, (list, tuple)):
             return
         dm = trainer.datamodule
@@ -109,7 +134,6 @@ class LogAugmentedViews(Callback):
         if hasattr(dm, "denormalize"):
             rows = [dm.denormalize(r) for r in rows]
         grid = torchvision.utils.make_grid(torch.cat(rows).cpu(), nrow=rows[0].shape[0], padding=1)
-        path = _run_dir(trainer) / "views.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         torchvision.utils.save_image(grid, path)
         for logger in trainer.loggers:
@@ -153,6 +177,7 @@ class EncoderReport(Callback):
         }
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        out = _run_dir(trainer) / "report.json"
         if not trainer.is_global_zero or self.initial_encoder is None:
             return
         device = pl_module.device
@@ -174,8 +199,7 @@ class EncoderReport(Callback):
             "",
         ]
         print("\n".join(lines), flush=True)
-        rank_zero_info("EncoderReport: results in report.json")
-        out = _run_dir(trainer) / "report.json"
+        rank_zero_info(f"EncoderReport: results in {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.results, indent=2))
         for logger in trainer.loggers:

@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 
 from lit_digest import BYOL, BYOLViews, SmallConvNet, SyntheticImageDataModule
-from lit_digest.callbacks import FiniteLossGuard
+from lit_digest.callbacks import CheckpointOnException, FiniteLossGuard
 from lit_digest.nn import cosine_tau
 
 
@@ -137,3 +137,17 @@ def test_non_finite_loss_stops_with_message_and_checkpoint(tmp_path):
     state = torch.load(ckpts[0], weights_only=False)
     assert state["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+def test_an_interrupted_run_leaves_a_checkpoint(tmp_path):
+    class Crash(Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.global_step == 3:
+                raise RuntimeError("simulated crash")
+
+    seed_everything(0)
+    t = trainer(tmp_path, max_steps=10, callbacks=[Crash(), CheckpointOnException()], limit_val_batches=0)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        t.fit(tiny_byol(), tiny_data())
+    state = torch.load(tmp_path / "interrupted-step=3.ckpt", weights_only=False)
+    assert state["global_step"] == 3

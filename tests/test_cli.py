@@ -106,8 +106,10 @@ def test_offline_wandb_run_leaves_its_files(tmp_path):
     runs = list((tmp_path / "runs/quickstart/wandb").glob("offline-run-*"))
     assert len(runs) == 1
     files = {p.name for p in runs[0].rglob("*")}
-    assert any(name.endswith(".wandb") for name in files)  # the event log `wandb sync` uploads
-    assert {"config.yaml", "lit_digest_config.yaml"} <= files
+    assert "lit_digest_config.yaml" in files and any(name.startswith("views_") for name in files)
+    event_log = next(runs[0].glob("run-*.wandb")).read_bytes()  # what `wandb sync` uploads
+    for logged in (b"proj_hidden_dim", b"val/knn_acc", b"report/trained/knn_acc", b"report/random/knn_acc"):
+        assert logged in event_log, logged
     assert (tmp_path / "runs/quickstart/views.png").is_file()
     report = json.loads((tmp_path / "runs/quickstart/report.json").read_text())
     assert set(report) >= {"trained/knn_acc", "random/knn_acc", "trained/linear_acc", "random/linear_acc"}
@@ -119,10 +121,14 @@ def test_resume_continues_the_same_run(tmp_path):
             "--trainer.limit_val_batches", "1"]
     first = run_cli([*args, "--trainer.max_epochs", "1"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    last = tmp_path / "runs/quickstart/checkpoints/last.ckpt"
+    last = tmp_path / "runs/quickstart/checkpoints/last.ckpt"  # no logger: <default_root_dir>/checkpoints
     state = torch.load(last, weights_only=False)
     assert state["global_step"] == 3 and state["epoch"] == 0
-    second = run_cli([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"], cwd=tmp_path)
+    # a plain re-run starts afresh (no silent resume of an older run) ...
+    fresh = run_cli([*args, "--trainer.max_epochs", "1", "--trainer.default_root_dir", "again"], cwd=tmp_path)
+    assert fresh.returncode == 0 and "Restoring states" not in fresh.stderr + fresh.stdout
+    # ... and --ckpt_path continues the same run
+    second = run_cli([*args, "--trainer.max_epochs", "2", "--ckpt_path", str(last)], cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Restoring states from the checkpoint" in second.stderr + second.stdout
     resumed = torch.load(last, weights_only=False)
@@ -134,12 +140,14 @@ def test_resume_continues_the_same_run(tmp_path):
 @pytest.mark.slow
 def test_two_process_cpu_ddp_run_finishes(tmp_path):
     proc = run_cli(["fit", "--config", str(ROOT / "configs/quickstart.yaml"), *QUICK, "--trainer.accelerator", "cpu",
-                    "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.sync_batchnorm", "true",
+                    "--trainer.strategy", "ddp", "--trainer.devices", "2",  # SyncBatchNorm is CUDA-only in torch
                     "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3"], cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "distributed_backend=gloo" in out and "All distributed processes registered" in out
     state = torch.load(tmp_path / "runs/quickstart/checkpoints/last.ckpt", weights_only=False)
     assert state["global_step"] == 3
-    assert any("SyncBatchNorm" in line or "running_mean" in line for line in map(str, state["state_dict"]))
-    assert "val/knn_acc" in str(state["callbacks"]) or (tmp_path / "runs/quickstart/report.json").is_file()
+    # validation ran on both ranks (the kNN monitor all-gathers their features), and rank 0 alone
+    # wrote the frozen-encoder report after the processes finished training
+    report = json.loads((tmp_path / "runs/quickstart/report.json").read_text())
+    assert 0.3 < report["trained/knn_acc"] <= 1.0

@@ -1,0 +1,34 @@
+# lit_digest: two commands on a fresh clone, `make demo` and `make test`; each sets itself up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+BENCH_ARGS ?=
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## a local venv with lit_digest and its dev tools
+
+demo: $(STAMP)  ## BYOL on scikit-learn digits, offline: trained vs random-init probe and kNN accuracy
+	$(PY) -m lit_digest fit --config configs/quickstart.yaml --trainer.enable_progress_bar false
+
+test: $(STAMP)  ## the whole test suite (about 10 minutes on 2 CPU cores)
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
+
+test-fast: $(STAMP)  ## without the end-to-end runs
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check lit_digest tests benchmarks
+
+bench: $(STAMP)  ## training throughput, model alone and with augmentation + transfer (CPU, and CUDA if present)
+	WANDB_MODE=disabled $(PY) benchmarks/throughput.py $(BENCH_ARGS)
+
+clean:
+	rm -rf runs lightning_logs .pytest_cache
