@@ -1,8 +1,8 @@
 """Byte-level language modelling on a plain text file, offline.
 
 Batches are ``(tokens, targets)``, both ``(B, T)`` int64, with ``targets`` the tokens shifted by one: the
-next-byte prediction task. The vocabulary is the 256 byte values, so a model's output size never depends on the
-file (``ByteLSTM(vocab_size=256)``).
+next-byte prediction task. The vocabulary is the 256 byte values, so a model's output size never depends on
+the file (``lit_digest.nn.ByteLSTM(vocab_size=256)``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["ByteTextDataModule", "ByteLSTM", "TINY_SHAKESPEARE_URL"]
+__all__ = ["ByteTextDataModule", "TINY_SHAKESPEARE_URL"]
 
-TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINY_SHAKESPEARE_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
 
 
 class _Windows(Dataset):
@@ -36,8 +38,8 @@ class _Windows(Dataset):
 
 
 class ByteTextDataModule(LightningDataModule):
-    """Next-byte prediction on one text file; the last ``val_fraction`` of the file is the validation (and test)
-    split.
+    """Next-byte prediction on one text file; the last ``val_fraction`` of the file is the validation (and
+    test) split.
 
     Args:
         path: a UTF-8 (or any) text file, e.g. tiny Shakespeare (``TINY_SHAKESPEARE_URL``, 1.1 MB).
@@ -48,7 +50,12 @@ class ByteTextDataModule(LightningDataModule):
     """
 
     def __init__(
-        self, path: str, seq_len: int = 128, batch_size: int = 64, val_fraction: float = 0.1, num_workers: int = 0
+        self,
+        path: str,
+        seq_len: int = 128,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        num_workers: int = 0,
     ) -> None:
         super().__init__()
         if seq_len < 1:
@@ -84,35 +91,19 @@ class ByteTextDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None, "call setup() first"
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+        return DataLoader(
+            self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
+        )
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
-
-
-class ByteLSTM(nn.Module):
-    """A small LSTM language model: ``(B, T)`` token ids to ``(B, T, vocab_size)`` next-token logits.
-
-    The paper's Common Crawl language models are LSTMs (arXiv 1804.03235, Sec. 3); this is one at toy scale.
-
-    Args:
-        vocab_size: number of token values (256 for bytes).
-        embed_dim: embedding size.
-        hidden_dim: LSTM state size.
-        num_layers: stacked LSTM layers.
-    """
-
-    def __init__(self, vocab_size: int = 256, embed_dim: int = 64, hidden_dim: int = 256, num_layers: int = 2) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
-        self.out = nn.Linear(hidden_dim, vocab_size)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        h, _ = self.lstm(self.embed(tokens))  # (B, T, hidden_dim)
-        return self.out(h)  # (B, T, vocab_size)
