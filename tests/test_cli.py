@@ -1,17 +1,15 @@
 """The command line as a user runs it: every config, bad configs, W&B offline, resume."""
 
 import glob
-import sys
 import json
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, run_cli
 
 from lit_digest.cli import configure_wandb_mode, main
-
-from conftest import ROOT, run_cli
 
 CONFIGS = sorted(Path(p).relative_to(ROOT).as_posix() for p in glob.glob(str(ROOT / "configs" / "**" / "*.yaml"),
                                                                             recursive=True))
@@ -37,6 +35,14 @@ def smoke_overrides(config: str, tmp_path: Path) -> list[str]:
 
 
 def _extra_overrides(folder: str, config: str, tmp_path: Path) -> list[str] | None:
+    if folder == "codistillation":
+        from test_codistillation import smoke_args
+
+        return smoke_args(config, tmp_path)
+    if folder == "muse":
+        from test_muse import muse_smoke_overrides
+
+        return muse_smoke_overrides(config)
     return None
 
 

@@ -8,7 +8,13 @@ import torch
 import torchvision
 from lightning.pytorch import Trainer
 
-from lit_digest import BYOLViews, CIFAR10DataModule, DigitsDataModule, ImageFolderDataModule, NpzImageDataModule
+from lit_digest import (
+    BYOLViews,
+    CIFAR10DataModule,
+    DigitsDataModule,
+    ImageFolderDataModule,
+    NpzImageDataModule,
+)
 from lit_digest.data import DatasetNotFoundError, STL10DataModule
 
 
