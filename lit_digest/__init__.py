@@ -26,7 +26,17 @@ from lit_digest.data import (
     SyntheticEmbeddingsDataModule,
     SyntheticImageDataModule,
 )
-from lit_digest.methods import BYOL, MUSE, Codistillation, MUSEProcrustes
+from lit_digest.methods import (
+    BYOL,
+    MUSE,
+    Codistillation,
+    KNNEval,
+    LinearEval,
+    MUSEProcrustes,
+    SimCLR,
+    SupCon,
+    Supervised,
+)
 from lit_digest.nn import MLP, ResNet, SmallConvNet
 from lit_digest.optim import LARS
 from lit_digest.strategies import CodistillationStrategy
@@ -35,6 +45,7 @@ from lit_digest.transforms import BYOLViews, MultiView, SimCLRViews, SupervisedV
 __version__ = "0.1.0"
 
 __all__ = [
+    "KNNEval", "LinearEval", "SimCLR", "SupCon", "Supervised",
     "MUSE", "ByteTextDataModule", "Codistillation", "CodistillationStrategy", "EmbeddingsDataModule",
     "MUSEProcrustes", "SyntheticEmbeddingsDataModule",
     "BYOL", "BYOLViews", "CIFAR10DataModule", "CIFAR100DataModule", "ChannelsLast", "CheckpointOnException",

@@ -303,8 +303,10 @@ class BYOLViews(MultiView):
 class SimCLRViews(MultiView):
     """``n_views`` identically distributed views (SimCLR arXiv 2002.05709, appendix A).
 
-    Defaults: solo-learn's CIFAR SimCLR view (jitter 0.4, 0.4, 0.2, 0.1; no blur on 32x32).
-    The paper's ImageNet setting is jitter strength s=1 (0.8, 0.8, 0.8, 0.2) and blur p 0.5.
+    Defaults: solo-learn's symmetric CIFAR view of its SimCLR and SupCon runs
+    (``scripts/pretrain/cifar/augmentations/symmetric.yaml``): colour jitter of strength
+    s = 1 (0.8, 0.8, 0.8, 0.2) with p 0.8, grayscale 0.2, Gaussian blur p 0.5, the paper's
+    ImageNet setting (appendix A). SupCon (2004.11362) uses the same views, any ``n_views``.
     """
 
     def __init__(
@@ -313,13 +315,13 @@ class SimCLRViews(MultiView):
         n_views: int = 2,
         min_scale: float = 0.08,
         flip_p: float = 0.5,
-        brightness: float = 0.4,
-        contrast: float = 0.4,
-        saturation: float = 0.2,
-        hue: float = 0.1,
+        brightness: float = 0.8,
+        contrast: float = 0.8,
+        saturation: float = 0.8,
+        hue: float = 0.2,
         jitter_p: float = 0.8,
         grayscale_p: float = 0.2,
-        blur_p: float = 0.0,
+        blur_p: float = 0.5,
         solarize_p: float = 0.0,
     ) -> None:
         if n_views < 1:

@@ -35,6 +35,10 @@ def smoke_overrides(config: str, tmp_path: Path) -> list[str]:
 
 
 def _extra_overrides(folder: str, config: str, tmp_path: Path) -> list[str] | None:
+    if folder in ("simclr", "supcon", "supervised", "eval"):
+        from test_eval import contrastive_smoke_overrides
+
+        return [*_SYNTHETIC, *contrastive_smoke_overrides(config, tmp_path)]
     if folder == "codistillation":
         from test_codistillation import smoke_args
 

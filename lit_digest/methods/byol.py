@@ -11,7 +11,10 @@ from lit_digest.methods.common import (
     OnlineProbe,
     check_num_classes,
     configure_warmup_cosine,
+    encoder_predict_step,
     probe_group,
+    probe_test_step,
+    probe_validation_step,
     split_decay_groups,
 )
 from lit_digest.nn import MLP, copy_frozen, cosine_tau, feature_dim_of, update_ema
@@ -128,21 +131,13 @@ class BYOL(LightningModule):
 
     # -- evaluation -------------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        x, labels = batch
-        feats = self.backbone(x)
-        if dataloader_idx == 0:  # the validation split; loader 1 is the kNN bank
-            self.probe.val_acc(self.probe(feats), labels)
-            self.log("val/probe_acc", self.probe.val_acc, add_dataloader_idx=False, prog_bar=True)
-        return {"features": feats}
+        return probe_validation_step(self, batch, dataloader_idx)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        x, labels = batch
-        self.probe.test_acc(self.probe(self.backbone(x)), labels)
-        self.log("test/probe_acc", self.probe.test_acc)
+        probe_test_step(self, batch)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self.backbone(x)
+        return encoder_predict_step(self, batch)
 
     def configure_optimizers(self):
         h = self.hparams

@@ -104,4 +104,28 @@ def probe_group(probe: OnlineProbe, lr: float) -> dict:
     return {"params": list(probe.parameters()), "lr": lr, "weight_decay": 0.0, "lars_exclude": True}
 
 
-__all__ += ["probe_group", "split_decay_groups"]
+def probe_validation_step(module: LightningModule, batch, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+    """Encoder features of a validation batch, for the kNN monitor; on the validation split
+    (loader 0; loader 1 is the kNN bank) it also scores ``module.probe`` as ``val/probe_acc``."""
+    x, labels = batch
+    feats = module.backbone(x)
+    if dataloader_idx == 0:
+        module.probe.val_acc(module.probe(feats), labels)
+        module.log("val/probe_acc", module.probe.val_acc, add_dataloader_idx=False, prog_bar=True)
+    return {"features": feats}
+
+
+def probe_test_step(module: LightningModule, batch) -> None:
+    """``test/probe_acc`` of ``module.probe`` on encoder features."""
+    x, labels = batch
+    module.probe.test_acc(module.probe(module.backbone(x)), labels)
+    module.log("test/probe_acc", module.probe.test_acc)
+
+
+def encoder_predict_step(module: LightningModule, batch) -> torch.Tensor:
+    """Encoder features ``(B, D)`` of a batch ``(images, labels)`` or of bare images."""
+    x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    return module.backbone(x)
+
+
+__all__ += ["probe_group", "split_decay_groups", "probe_validation_step", "probe_test_step", "encoder_predict_step"]
