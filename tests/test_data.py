@@ -132,3 +132,26 @@ def test_image_folder_module_decodes_resizes_and_reports_bad_files(tmp_path):
 
     with pytest.raises(DatasetNotFoundError, match="No image folder at .*missing"):
         ImageFolderDataModule(data_dir=str(tmp_path / "missing"), num_workers=0).setup()
+
+
+def test_stl10_pretrain_split_selects_labeled_or_all_images(monkeypatch):
+    import types
+
+    import lit_digest.data.images as images
+
+    sizes = {"train": 6, "test": 4, "train+unlabeled": 20}
+
+    def fake_open(cls, root, download, split):
+        n = sizes[split]
+        labels = np.arange(n) % 10 if split != "train+unlabeled" else np.r_[np.arange(6) % 10, -np.ones(14)]
+        return types.SimpleNamespace(data=np.zeros((n, 3, 96, 96), np.uint8), labels=labels.astype(np.int64))
+
+    monkeypatch.setattr(images, "_torchvision_open", fake_open)
+    unlabeled = STL10DataModule(num_workers=0)
+    unlabeled.setup()
+    assert len(unlabeled.splits.pretrain) == 20 and int(unlabeled.splits.pretrain.labels.min()) == -1
+    labeled = STL10DataModule(num_workers=0, pretrain_split="train")
+    labeled.setup()
+    assert len(labeled.splits.pretrain) == 6 and int(labeled.splits.pretrain.labels.min()) >= 0
+    with pytest.raises(ValueError, match="pretrain_split"):
+        STL10DataModule(pretrain_split="unlabeled")

@@ -325,17 +325,24 @@ class FashionMNISTDataModule(_TorchvisionArrays):
 
 class STL10DataModule(ImageDataModule):
     """STL-10 (96x96): pretraining on ``train+unlabeled`` (105k images, unlabeled ones have
-    label -1), evaluation on the 5k labeled ``train`` images, validation/test on ``test``."""
+    label -1), evaluation on the 5k labeled ``train`` images, validation/test on ``test``.
+
+    ``pretrain_split="train"`` trains on the labeled images only: the supervised baseline and
+    linear evaluation, which learn nothing from unlabeled batches."""
 
     name = "stl10"
     mean = (0.4467, 0.4398, 0.4066)
     std = (0.2603, 0.2566, 0.2713)
     num_classes = 10
 
-    def __init__(self, data_dir: str = "data", download: bool = True, **kwargs) -> None:
+    def __init__(self, data_dir: str = "data", download: bool = True,
+                 pretrain_split: Literal["train+unlabeled", "train"] = "train+unlabeled", **kwargs) -> None:
         super().__init__(**kwargs)
+        if pretrain_split not in ("train+unlabeled", "train"):
+            raise ValueError(f"pretrain_split must be 'train+unlabeled' or 'train', got {pretrain_split!r}")
         self.data_dir = data_dir
         self.download = download
+        self.pretrain_split = pretrain_split
 
     def prepare_data(self) -> None:
         _torchvision_open(torchvision.datasets.STL10, self.data_dir, self.download, split="test")
@@ -347,7 +354,8 @@ class STL10DataModule(ImageDataModule):
 
         labeled = arrays("train")
         test = arrays("test")
-        return Splits(pretrain=arrays("train+unlabeled"), eval_train=labeled, val=test, test=test)
+        pretrain = labeled if self.pretrain_split == "train" else arrays("train+unlabeled")
+        return Splits(pretrain=pretrain, eval_train=labeled, val=test, test=test)
 
 
 # -- arrays: scikit-learn digits, .npz files, synthetic ----------------------------------------
