@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
+from lit_digest import BYOL, SmallConvNet
 from lit_digest.cli import configure_wandb_mode, main
 
 CONFIGS = sorted(Path(p).relative_to(ROOT).as_posix() for p in glob.glob(str(ROOT / "configs" / "**" / "*.yaml"),
@@ -145,6 +146,11 @@ def test_resume_continues_the_same_run(tmp_path):
     assert resumed["global_step"] == 6 and resumed["epoch"] == 1
     # the optimiser's momentum buffers came along (LARS state is not re-initialised)
     assert resumed["optimizer_states"][0]["state"]
+    # and the checkpoint of a CLI run gives back its trained encoder, as the issue words it
+    encoder = BYOL.load_from_checkpoint(last).backbone
+    assert isinstance(encoder, SmallConvNet)
+    saved = resumed["state_dict"]["backbone.features.0.weight"]
+    torch.testing.assert_close(encoder.state_dict()["features.0.weight"], saved)
 
 
 @pytest.mark.slow
