@@ -76,7 +76,7 @@ class SimCLR(LightningModule):
     ) -> None:
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"SimCLR needs temperature > 0, got {temperature}")
+            raise ValueError(f"{type(self).__name__} needs temperature > 0, got {temperature}")
         self.save_hyperparameters()
         dim = feature_dim_of(backbone, feature_dim)
         self.backbone = backbone
@@ -87,14 +87,21 @@ class SimCLR(LightningModule):
         """Encoder features ``(B, D)`` of normalised images ``(B, C, H, W)``."""
         return self.backbone(x)
 
+    min_views = 2
+
+    def contrastive_loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """NT-Xent of the projections ``z`` (B, V, P); labels are not used."""
+        return nt_xent_loss(z, self.hparams.temperature)
+
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         views, labels = batch
-        if len(views) < 2:
-            raise ValueError(f"SimCLR needs at least 2 views per image, got {len(views)}: use SimCLRViews")
+        if len(views) < self.min_views:
+            raise ValueError(f"{type(self).__name__} needs at least {self.min_views} views per image, got "
+                             f"{len(views)}: use SimCLRViews(n_views=...)")
         feats = [self.backbone(v) for v in views]  # V x (B, D), views apart: BatchNorm per view
         z = torch.stack([self.projector(f) for f in feats], dim=1)  # (B, V, P)
-        loss = nt_xent_loss(z, self.hparams.temperature)
+        loss = self.contrastive_loss(z, labels)
         probe_loss = self.probe.loss(torch.cat(feats), labels.repeat(len(views)))
 
         self.log("train/loss", loss, prog_bar=True)

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import torch
-from lightning.pytorch import LightningModule
 from torch import nn
 
 from lit_digest.losses.contrastive import supcon_loss
-from lit_digest.methods.common import (
-    OnlineProbe,
-    check_num_classes,
-    configure_warmup_cosine,
-    encoder_predict_step,
-    probe_group,
-    probe_test_step,
-    probe_validation_step,
-    split_decay_groups,
-)
-from lit_digest.nn import MLP, feature_dim_of
+from lit_digest.methods.simclr import SimCLR
 from lit_digest.optim import OptimizerName
 
 __all__ = ["SupCon"]
 
 
-class SupCon(LightningModule):
+class SupCon(SimCLR):
     """SimCLR's architecture with labels: every sample of the anchor's class in the global
     batch (all views, all DDP ranks) is a positive, the rest are negatives: the paper's
     L_out^sup (eq. 2, section 3.2.1; L_out beat L_in, table 1), any number of views per
@@ -73,50 +62,13 @@ class SupCon(LightningModule):
         scale_lr_by_batch: bool = True,
         probe_lr: float = 0.1,
     ) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"SupCon needs temperature > 0, got {temperature}")
-        self.save_hyperparameters()
-        dim = feature_dim_of(backbone, feature_dim)
-        self.backbone = backbone
-        self.projector = MLP(dim, proj_hidden_dim, proj_dim)
-        self.probe = OnlineProbe(dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder features ``(B, D)`` of normalised images ``(B, C, H, W)``."""
-        return self.backbone(x)
-
-    # -- training ---------------------------------------------------------------------------------
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        views, labels = batch
-        feats = [self.backbone(v) for v in views]  # V x (B, D), views apart: BatchNorm per view
-        z = torch.stack([self.projector(f) for f in feats], dim=1)  # (B, V, P)
-        loss = supcon_loss(z, labels, self.hparams.temperature)
-        probe_loss = self.probe.loss(torch.cat(feats), labels.repeat(len(views)))
-
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/probe_loss", probe_loss)
-        self.log("train/probe_acc", self.probe.train_acc, on_step=False, on_epoch=True)
-        return loss + probe_loss
-
-    def on_train_start(self) -> None:
-        check_num_classes(self, self.hparams.num_classes)
-
-    # -- evaluation -------------------------------------------------------------------------------
-    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        return probe_validation_step(self, batch, dataloader_idx)
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        probe_test_step(self, batch)
-
-    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return encoder_predict_step(self, batch)
-
-    def configure_optimizers(self):
-        h = self.hparams
-        groups = split_decay_groups([self.backbone, self.projector])
-        groups.append(probe_group(self.probe, h.probe_lr))
-        return configure_warmup_cosine(
-            self, groups, h.optimizer, h.lr, h.weight_decay, h.momentum, h.lars_eta, h.lars_clip_lr,
-            h.warmup_epochs, h.scale_lr_by_batch,
+        super().__init__(
+            backbone, num_classes, feature_dim, proj_hidden_dim, proj_dim, temperature, optimizer, lr,
+            weight_decay, momentum, lars_eta, lars_clip_lr, warmup_epochs, scale_lr_by_batch, probe_lr,
         )
+
+    min_views = 1  # same-class samples are positives even with a single view
+
+    def contrastive_loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """SupCon L_out of the projections ``z`` (B, V, P) with ``labels`` (B,)."""
+        return supcon_loss(z, labels, self.hparams.temperature)
