@@ -30,7 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)  ## training throughput, model alone and with augmentation + transfer (CPU, and CUDA if present)
 	WANDB_MODE=disabled $(PY) benchmarks/throughput.py $(BENCH_ARGS)
 	WANDB_MODE=disabled $(PY) benchmarks/contrastive.py
-	WANDB_MODE=disabled $(PY) benchmarks/muse_csls.py --n-words 50000
+	WANDB_MODE=disabled $(PY) benchmarks/muse_csls.py  # 200k x 300 words, as issue 4 asks (--n-words 50000: quick look)
 	WANDB_MODE=disabled $(PY) benchmarks/codistillation.py
 
 clean:
