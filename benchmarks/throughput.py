@@ -55,7 +55,7 @@ class CachedViews(SyntheticImageDataModule):
         if not hasattr(self, "_cached"):
             x, y = next(iter(super().train_dataloader()))
             x = x.to(self.trainer.strategy.root_device)
-            self._cached = ([self.normalize(v) for v in self.views(x)], y.to(x.device))
+            self._cached = (self.prepare_views(x), y.to(x.device))
         return self._cached
 
 

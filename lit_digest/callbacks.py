@@ -162,11 +162,7 @@ class EncoderReport(Callback):
 
     def _evaluate(self, encoder: torch.nn.Module, trainer: Trainer, device: torch.device) -> dict[str, float]:
         dm = trainer.datamodule
-        normalize = getattr(dm, "normalize", None)
-
-        def transform(x: torch.Tensor) -> torch.Tensor:
-            x = to_unit_float(x)
-            return normalize(x) if normalize is not None else x
+        transform = getattr(dm, "prepare_images", to_unit_float)  # the DataModule's own eval path
 
         train_x, train_y = extract_features(encoder, dm.eval_train_dataloader(), device, transform)
         val_x, val_y = extract_features(encoder, dm.val_dataloader()[0], device, transform)

@@ -24,7 +24,7 @@ from lit_digest.methods.simclr import SimCLR
 from lit_digest.methods.supcon import SupCon
 from lit_digest.methods.supervised import Supervised
 from lit_digest.nn import ResNet, SmallConvNet
-from lit_digest.transforms import SimCLRViews, SupervisedViews, to_unit_float
+from lit_digest.transforms import SimCLRViews, SupervisedViews
 
 SMOKE_BACKBONE = ["--model.init_args.backbone", "lit_digest.nn.SmallConvNet",
                   "--model.init_args.backbone.init_args.width", "4"]
@@ -119,9 +119,8 @@ def test_knn_eval_equals_the_direct_knn_vote_under_fit_and_validate(entry, tmp_p
     trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1)
     getattr(trainer, entry)(model, data)
     assert set(trainer.callback_metrics) >= {"val/knn_acc_k3", "val/knn_acc_k20"}
-    normalize = lambda x: data.normalize(to_unit_float(x))  # noqa: E731
-    bank, bank_y = extract_features(model.backbone, data.val_dataloader()[1], "cpu", normalize)
-    query, query_y = extract_features(model.backbone, data.val_dataloader()[0], "cpu", normalize)
+    bank, bank_y = extract_features(model.backbone, data.val_dataloader()[1], "cpu", data.prepare_images)
+    query, query_y = extract_features(model.backbone, data.val_dataloader()[0], "cpu", data.prepare_images)
     for k in (3, 20):
         want = knn_accuracy(query, query_y, bank, bank_y, 4, k=k, temperature=0.1)
         assert model.results[f"val/knn_acc_k{k}"] == pytest.approx(want)

@@ -191,27 +191,45 @@ class ImageDataModule(LightningDataModule):
         x, y = batch
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            if isinstance(x, (list, tuple)):  # augmented in the workers
-                views = list(x)
-            elif self.views is not None:
-                views = self.views(x)
-            else:
-                views = [to_unit_float(x)]
-            return [self.normalize(v) for v in views], y
-        return self.normalize(to_unit_float(x)), y
+            return self.prepare_views(x), y
+        return self.prepare_images(x), y
 
     # -- helpers ------------------------------------------------------------------------------
+    def prepare_views(self, x: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+        """A training batch on the device -> normalised views: uint8 images are augmented here,
+        views already drawn in the workers (a list) are only normalised."""
+        if isinstance(x, (list, tuple)):
+            views = list(x)
+        elif self.views is not None:
+            views = self.views(x)
+        else:
+            views = [to_unit_float(x)]
+        return [self.normalize(v) for v in views]
+
+    def prepare_images(self, x: torch.Tensor) -> torch.Tensor:
+        """An evaluation batch on the device: uint8 images -> normalised float, no augmentation."""
+        return self.normalize(to_unit_float(x))
+
+    def _mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Built once per (statistics, device, dtype), not at every batch: mean/std can be set
+        # by make_splits (computed from the data), so they are part of the key.
+        key = (self.mean, self.std, x.device, x.dtype)
+        cache = self.__dict__.setdefault("_mean_std_cache", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = tuple(torch.tensor(v, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+                               for v in (self.mean, self.std))
+        return cache[key]
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        mean, std = self._mean_std(x)
         x = (x - mean) / std
         if x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        mean, std = self._mean_std(x)
         return (x * std + mean).clamp(0, 1)
 
     @property
