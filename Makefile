@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-BENCH_ARGS ?=
 
 .PHONY: install demo test test-fast lint bench clean
 
@@ -27,11 +26,8 @@ test-fast: $(STAMP)  ## without the end-to-end runs
 lint: $(STAMP)
 	$(PY) -m ruff check lit_digest tests benchmarks
 
-bench: $(STAMP)  ## training throughput, model alone and with augmentation + transfer (CPU, and CUDA if present)
-	WANDB_MODE=disabled $(PY) benchmarks/throughput.py $(BENCH_ARGS)
-	WANDB_MODE=disabled $(PY) benchmarks/contrastive.py
-	WANDB_MODE=disabled $(PY) benchmarks/muse_csls.py  # 200k x 300 words, as issue 4 asks (--n-words 50000: quick look)
-	WANDB_MODE=disabled $(PY) benchmarks/codistillation.py
+bench: $(STAMP)  ## every benchmarks/*.py: speed and memory of each method (CPU, and CUDA when present)
+	@for bench in benchmarks/*.py; do echo "== $$bench"; WANDB_MODE=disabled $(PY) $$bench || exit 1; done
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -1,57 +1,56 @@
 """lit_digest: Lightning implementations of the methods reviewed in two ML paper-digest channels.
 
-    from lit_digest import BYOL, CIFAR10DataModule
-    from lit_digest.nn import ResNet
+One package per domain over a small core (``lit_digest.core``, which imports no domain)::
+
+    core/            optim, ema, dist, callbacks, checkpoints, download, layers, lightning (namespace)
+    ssl/             BYOL, SimCLR, SupCon, Supervised, LinearEval, KNNEval and their parts
+    muse/            MUSE, MUSEProcrustes and their parts
+    codistillation/  Codistillation, CodistillationStrategy, byte-level LM data
+
+``import lit_digest`` imports no domain: the names below load their package on first use::
+
+    from lit_digest import BYOL, CIFAR10DataModule      # or: from lit_digest.ssl import BYOL
 """
 
-from lit_digest.callbacks import (
-    ChannelsLast,
-    CheckpointOnException,
-    EncoderReport,
-    FiniteLossGuard,
-    KNNMonitor,
-    LogAugmentedViews,
-)
-from lit_digest.data import (
-    ByteTextDataModule,
-    CIFAR10DataModule,
-    CIFAR100DataModule,
-    DigitsDataModule,
-    EmbeddingsDataModule,
-    FashionMNISTDataModule,
-    ImageFolderDataModule,
-    MNISTDataModule,
-    NpzImageDataModule,
-    STL10DataModule,
-    SyntheticEmbeddingsDataModule,
-    SyntheticImageDataModule,
-)
-from lit_digest.methods import (
-    BYOL,
-    MUSE,
-    Codistillation,
-    KNNEval,
-    LinearEval,
-    MUSEProcrustes,
-    SimCLR,
-    SupCon,
-    Supervised,
-)
-from lit_digest.nn import MLP, ResNet, SmallConvNet
-from lit_digest.optim import LARS
-from lit_digest.strategies import CodistillationStrategy
-from lit_digest.transforms import BYOLViews, MultiView, SimCLRViews, SupervisedViews, ViewAugment
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-__all__ = [
-    "KNNEval", "LinearEval", "SimCLR", "SupCon", "Supervised",
-    "MUSE", "ByteTextDataModule", "Codistillation", "CodistillationStrategy", "EmbeddingsDataModule",
-    "MUSEProcrustes", "SyntheticEmbeddingsDataModule",
-    "BYOL", "BYOLViews", "CIFAR10DataModule", "CIFAR100DataModule", "ChannelsLast", "CheckpointOnException",
-    "DigitsDataModule",
-    "EncoderReport", "FashionMNISTDataModule", "FiniteLossGuard", "ImageFolderDataModule", "KNNMonitor", "LARS",
-    "LogAugmentedViews", "MLP", "MNISTDataModule", "MultiView", "NpzImageDataModule", "ResNet",
-    "STL10DataModule", "SimCLRViews", "SmallConvNet", "SupervisedViews", "SyntheticImageDataModule",
-    "ViewAugment",
-]
+from lit_digest import _legacy
+
+__version__ = "0.2.0"
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys([
+        "BYOL", "SimCLR", "SupCon", "Supervised", "LinearEval", "KNNEval", "ResNet", "SmallConvNet", "ViewAugment",
+        "MultiView", "BYOLViews", "SimCLRViews", "SupervisedViews", "ImageDataModule", "CIFAR10DataModule",
+        "CIFAR100DataModule", "STL10DataModule", "MNISTDataModule", "FashionMNISTDataModule", "ImageFolderDataModule",
+        "DigitsDataModule", "NpzImageDataModule", "SyntheticImageDataModule", "KNNMonitor", "LogAugmentedViews",
+        "EncoderReport",
+    ], "lit_digest.ssl"),
+    **dict.fromkeys(["MUSE", "MUSEProcrustes", "EmbeddingsDataModule", "SyntheticEmbeddingsDataModule",
+                     "ExportAlignment"], "lit_digest.muse"),
+    **dict.fromkeys(["Codistillation", "CodistillationStrategy", "ByteLSTM", "ByteTextDataModule"],
+                    "lit_digest.codistillation"),
+    **dict.fromkeys(["SAINT", "SAINTPretrain", "TabularDataModule", "TabularMLP"], "lit_digest.tabular"),
+    **dict.fromkeys(["SCFEGAN"], "lit_digest.gan"),
+    **dict.fromkeys(["FiniteLossGuard", "CheckpointOnException", "ChannelsLast"], "lit_digest.core.callbacks"),
+    **dict.fromkeys(["LARS", "Optim"], "lit_digest.core.optim"),
+    "MLP": "lit_digest.core.layers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lit_digest' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+_legacy.install()

@@ -1,4 +1,4 @@
-from lit_digest.cli import main
+from lit_digest.cli import run
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run())

@@ -1,0 +1,48 @@
+"""What several test modules share: paths, the CLI as a subprocess, the configs and their smoke overlays."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lit_digest.core.lightning import Callback
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CIFAR_SUBSET = SHARED_DATA / "cifar10_subset.npz"
+ATT_FACES = SHARED_DATA / "att_faces"
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m lit_digest ARGS`` in a fresh process; returns the completed process."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env.pop("LIT_DIGEST_RUN_DIR", None)
+    return subprocess.run([sys.executable, "-m", "lit_digest", *args], cwd=cwd, env=full_env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def shipped_configs() -> list[str]:
+    """Every runnable config: ``configs/**/*.yaml`` but the shared parts (``_base/``) and the overlays."""
+    return sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")
+        if "_base" not in p.parts and p.name != "smoke.yaml"
+    )
+
+
+def smoke_overlay(config: str) -> list[str]:
+    """``--config <folder>/smoke.yaml``: the overlay that makes any config of its folder run in seconds on a CPU
+    on tiny offline data."""
+    folder = (ROOT / config).parent
+    overlay = folder / "smoke.yaml"
+    assert overlay.is_file(), f"{folder.relative_to(ROOT)} has no smoke.yaml overlay: add one (see configs/README.md)"
+    return ["--config", str(overlay)]
+
+
+class ReportStart(Callback):
+    """A callback (``--trainer.callbacks+=tests.helpers.ReportStart``) that prints the step training starts at."""
+
+    def on_train_start(self, trainer, module) -> None:
+        print(f"lit_digest-test: training starts at step {trainer.global_step}", flush=True)
