@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import measure  # noqa: E402  (the shared timing harness)
 
-from lit_digest.losses.contrastive import nt_xent_loss, supcon_loss  # noqa: E402
+from lit_digest.ssl.losses import nt_xent_loss, supcon_loss  # noqa: E402
 
 CONFIGS = {"SimCLR": "configs/simclr/cifar10.yaml", "SupCon": "configs/supcon/cifar10.yaml"}
 

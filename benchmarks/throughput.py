@@ -22,7 +22,7 @@ from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
 from lit_digest.cli import LitDigestCLI
-from lit_digest.data import SyntheticImageDataModule
+from lit_digest.ssl import SyntheticImageDataModule
 
 
 class StepTimer(Callback):
