@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lit_digest.alignment import induce_dictionary, mutual_mean_topk_similarity  # noqa: E402
+from lit_digest.muse.csls import mutual_mean_topk_similarity  # noqa: E402
+from lit_digest.muse.dictionary import induce_dictionary  # noqa: E402
 
 
 def _rss_mib() -> float:
