@@ -24,10 +24,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from lit_digest.distill import distillation_loss
-from lit_digest.methods.codistillation import Codistillation
-from lit_digest.nn import ByteLSTM, ResNet, SmallConvNet
-from lit_digest.strategies.codistillation import ring_allreduce_bytes
+from lit_digest.codistillation import ByteLSTM, Codistillation
+from lit_digest.codistillation.losses import distillation_loss
+from lit_digest.core.dist import ring_allreduce_bytes
+from lit_digest.ssl import ResNet, SmallConvNet
 
 
 def build(name: str) -> tuple[nn.Module, int | None, tuple[int, ...], int]:
