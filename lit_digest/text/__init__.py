@@ -1,0 +1,22 @@
+"""Text: causal language models and their data.
+
+- ``gptj/``: GPT-J (``GPTJ``, ``GPTJConfig``, ``CausalLM``, Hugging Face weights, sampling, few-shot scoring);
+- ``data``: byte-level or Hugging Face tokenizers, packed sequences, ``TextDataModule`` (text files) and
+  ``CorpusDataModule`` (the shipped Jargon File excerpt, or Debian's fortunes).
+
+The codistillation byte LM and its data stay in ``lit_digest.codistillation`` for now.
+"""
+
+from lit_digest.text.data import (
+    ByteTokenizer,
+    CorpusDataModule,
+    HFTokenizer,
+    TextDataModule,
+    load_tokenizer,
+    unigram_bits_per_byte,
+)
+from lit_digest.text.gptj import GPTJ, PRESETS, CausalLM, GPTJBlock, GPTJConfig, KVCache, generate, load_hf, save_hf
+
+__all__ = ["GPTJ", "GPTJBlock", "GPTJConfig", "PRESETS", "KVCache", "CausalLM", "generate", "load_hf", "save_hf",
+           "ByteTokenizer", "HFTokenizer", "load_tokenizer", "TextDataModule", "CorpusDataModule",
+           "unigram_bits_per_byte"]

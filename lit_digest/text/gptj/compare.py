@@ -1,0 +1,128 @@
+"""GPT-J's block beside its ablations on the shipped corpus, same budget: one command, a Markdown table.
+
+    python -m lit_digest.text.gptj.compare                 # the docs' table (docs/text.md)
+    python -m lit_digest.text.gptj.compare --steps 100     # a quick look
+
+Every model is the ``small`` preset (byte-level, 4 layers, d_model 128, 4 heads of 32) trained for ``--steps``
+AdamW steps (GPT-J's schedule: warmup, cosine to 10%, weight decay 0.1, clipping at 1) on ``--batch-size``
+windows of ``--seq-len`` bytes of the Jargon File excerpt, from the same seed and the same batches:
+
+- GPT-J: parallel attention + MLP on one LayerNorm, rotary on the first 8 of the 32 dims of each head (as GPT-J:
+  64 of 256);
+- sequential: GPT-2's block (``x + attn(ln_1 x)``, then ``x + mlp(ln_2 x)``), same rotary;
+- full rotary: GPT-J's block, rotary on every dimension of each head.
+
+The score is bits per byte on the whole validation split (the last 10% of the text), beside the unigram
+baseline (byte frequencies of the training split) and the untrained model. Times are wall-clock training times on
+this machine (``--threads`` CPU threads, or the GPU when there is one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+import warnings
+from dataclasses import replace
+
+import torch
+
+from lit_digest.core.lightning import Trainer, seed_everything
+from lit_digest.core.optim import Optim
+from lit_digest.text.data import CorpusDataModule
+from lit_digest.text.gptj.model import GPTJConfig
+from lit_digest.text.gptj.module import CausalLM, lm_loss
+
+__all__ = ["VARIANTS", "evaluate_bpb", "train_variant", "main"]
+
+VARIANTS = {
+    "GPT-J (parallel block, partial rotary)": {},
+    "sequential block (GPT-2 style)": {"block": "sequential"},
+    "full rotary": {"rotary_dim": None},
+}
+
+
+@torch.no_grad()
+def evaluate_bpb(lm: CausalLM, data: CorpusDataModule) -> float:
+    """Bits per byte of ``lm`` on every validation window."""
+    lm.eval()
+    device = next(lm.model.parameters()).device
+    total, count = 0.0, 0
+    for tokens, targets in data.val_dataloader():
+        loss, _ = lm_loss(lm.model(tokens.to(device)), targets.to(device))
+        total += float(loss) * tokens.numel()
+        count += tokens.numel()
+    return total / count / math.log(2) / data.bytes_per_token
+
+
+def train_variant(config: GPTJConfig, data: CorpusDataModule, steps: int, lr: float, seed: int = 0
+                  ) -> tuple[CausalLM, float, int]:
+    """``(trained module, training wall seconds, parameters)``."""
+    seed_everything(seed, verbose=False)
+    optim = Optim(name="adamw", lr=lr, weight_decay=0.1, betas=(0.9, 0.999), warmup_steps=max(1, steps // 20),
+                  final_lr_ratio=0.1)
+    lm = CausalLM(model=config, optim=optim, samples=0, memory_report=False)
+    trainer = Trainer(accelerator="auto", devices=1, max_steps=steps, gradient_clip_val=1.0, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      limit_val_batches=0, num_sanity_val_steps=0)
+    start = time.perf_counter()
+    trainer.fit(lm, datamodule=data)
+    seconds = time.perf_counter() - start
+    return lm, seconds, sum(p.numel() for p in lm.model.parameters())
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="more than the free cores slows it down")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|LeafSpec).*")
+    data = CorpusDataModule(corpus="jargon", seq_len=args.seq_len, batch_size=args.batch_size, val_fraction=0.1)
+    data.setup()
+    base = GPTJConfig.preset("small", n_positions=max(args.seq_len, 64))
+    tokens = args.steps * args.batch_size * args.seq_len
+    print(f"Jargon File excerpt: {len(data.train_tokens):,} training / {len(data.val_tokens):,} validation bytes; "
+          f"{args.steps} steps x {args.batch_size} x {args.seq_len} bytes = {tokens:,} training tokens per model, "
+          f"{args.seeds} seed(s), {torch.get_num_threads()} CPU thread(s), "
+          f"{'CUDA' if torch.cuda.is_available() else 'CPU'}", flush=True)
+    rows = [{"model": "unigram (byte frequencies of the training split)", "bpb": [data.unigram_bits_per_byte()],
+             "params": 255, "seconds": [0.0]}]
+    seed_everything(0, verbose=False)
+    untrained = CausalLM(model=base, samples=0, memory_report=False)
+    untrained.configure_model()
+    rows.append({"model": "GPT-J, untrained", "bpb": [evaluate_bpb(untrained, data)],
+                 "params": sum(p.numel() for p in untrained.model.parameters()), "seconds": [0.0]})
+    for name, change in VARIANTS.items():
+        row = {"model": name, "bpb": [], "seconds": [], "params": 0}
+        for seed in range(args.seeds):
+            lm, seconds, params = train_variant(replace(base, **change), data, args.steps, args.lr, seed)
+            row["bpb"].append(evaluate_bpb(lm, data))
+            row["seconds"].append(seconds)
+            row["params"] = params
+            print(f"  {name}, seed {seed}: {row['bpb'][-1]:.3f} bits/byte in {seconds:.0f} s", flush=True)
+        rows.append(row)
+    print("\n| model | parameters | validation bits/byte | training wall time (s) | training tokens/s |")
+    print("|---|---:|---:|---:|---:|")
+    for row in rows:
+        bpb = torch.tensor(row["bpb"])
+        spread = f" +- {float(bpb.std()):.3f}" if len(bpb) > 1 else ""
+        secs = sum(row["seconds"]) / len(row["seconds"])
+        speed = f"{tokens / secs:,.0f}" if secs else "-"
+        print(f"| {row['model']} | {row['params']:,} | {float(bpb.mean()):.3f}{spread} | "
+              f"{secs:.0f} | {speed} |" if secs else
+              f"| {row['model']} | {row['params']:,} | {float(bpb.mean()):.3f} | - | - |")
+    print(f"\nwall time of the whole command: {time.perf_counter() - start:.0f} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
