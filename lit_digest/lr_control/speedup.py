@@ -1,0 +1,170 @@
+"""The speedup table on held-out tasks: the learned controller, the heuristic one and the best AdamW grid point.
+
+    python -m lit_digest.lr_control.speedup --policy runs/lr_control-pool/<run>/policy.pt --seeds 0 1 2
+
+For every held-out task (``tasks.HELD_OUT``) and seed it runs the paper's baseline grid, AdamW at learning rates
+1e-4, 3e-4, 1e-3, 3e-3, 1e-2 under its seven schedules (arXiv 2106.00958, Sec. 4), and both controllers started from
+AdamW's default 1e-3 with a constant schedule (what a user gets without tuning). The target is the grid's best
+final validation loss at that seed; each method's number is the first step at which its validation loss (measured
+32 times per run) reaches it, and the speedup is the best grid point's steps over the method's. ``--grid-only``
+runs the baselines alone; ``--pool-check`` instead compares the controllers on the meta-training pool itself.
+Prints a Markdown table and writes every curve to ``--out`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lit_digest.lr_control.callback import HyperparameterControl
+from lit_digest.lr_control.policy import LearnedController, PlateauController
+from lit_digest.lr_control.tasks import HELD_OUT, SCHEDULES, available, run_task, scaled
+
+__all__ = ["GRID_LRS", "steps_to_reach", "main"]
+
+GRID_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+START_LR = 1e-3
+VAL_POINTS = 32
+
+
+def steps_to_reach(curve: list[tuple[int, float]], target: float) -> float:
+    """The first step whose validation loss is at or below ``target`` (``inf`` if none)."""
+    return next((float(step) for step, loss in curve if loss <= target * (1 + 1e-9)), math.inf)
+
+
+def _fmt_steps(values: list[float]) -> str:
+    reached = [v for v in values if math.isfinite(v)]
+    if not reached:
+        return f"not reached (0/{len(values)})"
+    mean = f"{np.mean(reached):.0f}"
+    return mean if len(reached) == len(values) else f"{mean} ({len(reached)}/{len(values)} seeds)"
+
+
+def _speedup(grid: list[float], method: list[float]) -> str:
+    ratios = [g / m for g, m in zip(grid, method) if math.isfinite(m)]
+    if not ratios:
+        return "-"
+    text = f"{math.exp(np.mean(np.log(ratios))):.2f}x"
+    return text if len(ratios) == len(grid) else f"{text} ({len(ratios)}/{len(grid)})"
+
+
+def run(policy: str | None, seeds: list[int], task_names: list[str], step_scale: float, grid_only: bool) -> dict:
+    specs = [scaled(s, step_scale, VAL_POINTS) for s in HELD_OUT if (not task_names or s.name in task_names)]
+    results: dict = {"seeds": seeds, "policy": policy, "tasks": {}, "wall_s": {}}
+    wall = dict.fromkeys(["grid", "heuristic", "learned"], 0.0)
+    for spec in specs:
+        if not available(spec):
+            print(f"skipping {spec.name}: its data are not on this machine")
+            continue
+        task: dict = {"steps": spec.steps, "seeds": {}}
+        for seed in seeds:
+            runs: dict = {}
+            start = time.perf_counter()
+            for lr in GRID_LRS:
+                for schedule in SCHEDULES:
+                    runs[f"adamw lr={lr:g} {schedule}"] = run_task(spec, seed, lr=lr, schedule=schedule,
+                                                                   val_points=VAL_POINTS)[1]
+            wall["grid"] += time.perf_counter() - start
+            controllers = {} if grid_only else {"heuristic": lambda: PlateauController()}
+            if policy and not grid_only:
+                controllers["learned"] = lambda: LearnedController(checkpoint=policy)
+            for name, make in controllers.items():
+                start = time.perf_counter()
+                control = HyperparameterControl(make(), decisions=16)
+                runs[name] = run_task(spec, seed, lr=START_LR, callbacks=[control], val_points=VAL_POINTS)[1]
+                runs[name + " decisions"] = control.history
+                wall[name] += time.perf_counter() - start
+            task["seeds"][seed] = runs
+            print(f"{spec.name} seed {seed}: done ({sum(wall.values()):.0f}s so far)", flush=True)
+        results["tasks"][spec.name] = task
+    results["wall_s"] = wall
+    return results
+
+
+def table(results: dict) -> str:
+    lines = ["| task | steps | best grid point (per seed) | target: best final val loss | steps to target: best grid "
+             "point / heuristic / learned | speedup: heuristic / learned | final val loss: heuristic / learned |",
+             "|---|---|---|---|---|---|---|"]
+    for name, task in results["tasks"].items():
+        grid_steps, steps, finals, targets, best = [], {"heuristic": [], "learned": []}, {}, [], []
+        for runs in task["seeds"].values():
+            grid = {k: v for k, v in runs.items() if k.startswith("adamw")}
+            finals_grid = {k: v[-1][1] for k, v in grid.items() if v and math.isfinite(v[-1][1])}
+            point = min(finals_grid, key=finals_grid.get)
+            target = finals_grid[point]
+            targets.append(target)
+            best.append(point.removeprefix("adamw "))
+            grid_steps.append(steps_to_reach(grid[point], target))
+            for method in steps:
+                if method in runs:
+                    steps[method].append(steps_to_reach(runs[method], target))
+                    finals.setdefault(method, []).append(runs[method][-1][1])
+        cell = " / ".join(_fmt_steps(steps[m]) if steps[m] else "-" for m in steps)
+        speed = " / ".join(_speedup(grid_steps, steps[m]) if steps[m] else "-" for m in steps)
+        final = " / ".join(f"{np.mean(finals[m]):.3f}" if m in finals else "-" for m in steps)
+        lines.append(f"| {name} | {task['steps']} | {', '.join(sorted(set(best)))} | {np.mean(targets):.3f} | "
+                     f"{_fmt_steps(grid_steps)} / {cell} | {speed} | {final} |")
+    return "\n".join(lines)
+
+
+def pool_check(policy: str | None, seed: int = 0) -> str:
+    """In-distribution check: on every pool task, started at its nominal AdamW lr times 0.1, 1 and 10 (constant
+    schedule), the final log speedup over the task's meta-training baseline (the reward's ``s``), without a
+    controller, with the heuristic and with the learned one; means over the tasks."""
+    from lit_digest.lr_control.meta import TaskPool
+    from lit_digest.lr_control.reward import BaselineCurve, log_speedup
+
+    rows: dict[str, dict[float, list[float]]] = {}
+    for spec in TaskPool().specs(16):
+        initial, points = run_task(spec, seed=0)
+        curve = BaselineCurve([p for p, _ in points], [v for _, v in points], initial)
+        makers = {"no controller": None, "heuristic": lambda: PlateauController()}
+        if policy:
+            makers["learned"] = lambda: LearnedController(checkpoint=policy)
+        for start in (0.1, 1.0, 10.0):
+            for name, make in makers.items():
+                callbacks = [] if make is None else [HyperparameterControl(make(), decisions=16)]
+                _, points = run_task(spec, seed + 1, lr=spec.lr * start, callbacks=callbacks)
+                final = log_speedup(curve, points[-1][1] if points else math.nan, spec.steps)
+                rows.setdefault(name, {}).setdefault(start, []).append(final)
+    lines = ["| pool tasks, mean final log speedup | start lr x0.1 | x1 | x10 |", "|---|---|---|---|"]
+    for name, by_start in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{np.mean(v):+.3f}" for v in by_start.values()) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policy", help="policy.pt or a MetaTraining checkpoint (without it: no learned row)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tasks", nargs="*", default=[], help=f"held-out task names: {[s.name for s in HELD_OUT]}")
+    parser.add_argument("--step-scale", type=float, default=1.0, help="every task's budget times this")
+    parser.add_argument("--grid-only", action="store_true", help="only the AdamW baselines")
+    parser.add_argument("--out", default="runs/lr_control-speedup/results.json")
+    parser.add_argument("--pool-check", action="store_true", help="instead: the in-distribution check on the pool")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    if args.pool_check:
+        print(pool_check(args.policy))
+        print(f"\nwall time {time.perf_counter() - start:.0f}s")
+        return {}
+    results = run(args.policy, args.seeds, args.tasks, args.step_scale, args.grid_only)
+    results["total_wall_s"] = time.perf_counter() - start
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=float))
+    print(table(results))
+    wall = ", ".join(f"{k} {v:.0f}s" for k, v in results["wall_s"].items())
+    print(f"\nseeds {args.seeds}; wall time {results['total_wall_s']:.0f}s ({wall}); curves in {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
