@@ -1,0 +1,91 @@
+"""Depth callbacks: panels of the estimates side by side (a PNG in the run folder, and W&B), 16-bit PNG output.
+
+``DepthPanels`` reads the ``panels`` dict that ``DepthMerge.validation_step`` / ``test_step`` return for
+the first image of the first batch: ``image``, ``depth`` and the estimates (``low``, ``high``,
+``merged``, ``boosted``), each (1, C, H, W).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+
+from lit_digest.core.callbacks import run_dir
+from lit_digest.core.lightning import Callback, LightningModule, Trainer, pl
+from lit_digest.depth.boost.guided import normalize01
+from lit_digest.depth.io import write_depth_png16
+
+__all__ = ["DepthPanels", "DepthPNGWriter", "panel_grid"]
+
+_ORDER = ("image", "depth", "low", "high", "merged", "boosted")
+
+
+def panel_grid(panels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[str]]:
+    """One row (3, H, 6W) of the RGB image and the depth maps (near bright), and the names in order."""
+    names = [n for n in _ORDER if n in panels]
+    tiles = []
+    for name in names:
+        x = panels[name].detach().float().cpu()[:1]
+        if name != "image":
+            x = (1 - normalize01(x)).repeat(1, 3, 1, 1)  # depth: near is bright
+        tiles.append(x)
+    size = tiles[0].shape[-2:]
+    tiles = [torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in tiles]
+    return torchvision.utils.make_grid(torch.cat(tiles).clamp(0, 1), nrow=len(tiles), padding=2), names
+
+
+class DepthPanels(Callback):
+    """Saves ``depth_panels/<stage>_epoch<e>.png`` in the run folder (image | true depth | low | high | merged
+    [| boosted]) at each validation and test, and logs it to W&B (``val/panels``, ``test/panels``)."""
+
+    def __init__(self) -> None:
+        self.pending: dict | None = None
+
+    def _keep(self, outputs) -> None:
+        if self.pending is None and isinstance(outputs, dict) and outputs.get("panels"):
+            self.pending = outputs["panels"]
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._keep(outputs)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._keep(outputs)
+
+    def _write(self, trainer: Trainer, stage: str) -> None:
+        panels, self.pending = self.pending, None
+        if panels is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        grid, names = panel_grid(panels)
+        path = run_dir(trainer) / "depth_panels" / f"{stage}_epoch{trainer.current_epoch}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torchvision.utils.save_image(grid, path)
+        for logger in trainer.loggers:
+            if isinstance(logger, pl.loggers.WandbLogger):
+                logger.log_image(key=f"{stage}/panels", images=[grid], caption=[" | ".join(names)])
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._write(trainer, "val")
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._write(trainer, "test")
+
+
+class DepthPNGWriter(pl.callbacks.BasePredictionWriter):
+    """Writes every predicted ``depth`` as ``<output_dir>/<name>.png``, 16-bit, min-max normalised (the official
+    ``write_depth(bits=2)``: the estimator's convention, e.g. near = 0 for depth, near = 65535 for disparity).
+
+    Args:
+        output_dir: where the PNGs go; ``None``: ``<run folder>/depth``.
+    """
+
+    def __init__(self, output_dir: str | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = output_dir
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx=0) -> None:
+        root = Path(self.output_dir) if self.output_dir else run_dir(trainer) / "depth"
+        for depth, name in zip(prediction["depth"], prediction["name"]):
+            write_depth_png16(root / name, depth)
