@@ -46,3 +46,19 @@ class ReportStart(Callback):
 
     def on_train_start(self, trainer, module) -> None:
         print(f"lit_digest-test: training starts at step {trainer.global_step}", flush=True)
+
+
+def pooled_copy(path, out, size: int = 16) -> str:
+    """The ``.npz`` image set at ``path`` average-pooled to ``size`` px (4x less compute per image than 32 px)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    with np.load(path) as data:
+        arrays = dict(data)
+    for key in ("train_images", "test_images"):
+        x = torch.as_tensor(arrays[key]).float()
+        arrays[key] = F.adaptive_avg_pool2d(x, size).round().to(torch.uint8).numpy()
+    np.savez(out, **arrays)
+    return str(out)
+
