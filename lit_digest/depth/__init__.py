@@ -9,11 +9,32 @@
 - ``callbacks``: ``DepthPanels`` (W&B), ``DepthPNGWriter`` (16-bit PNGs); ``experiment``: the measured effect.
 """
 
-from lit_digest.depth.boost import BoostSettings, DepthMerge, MergeUNet, PatchDiscriminator, boost
-from lit_digest.depth.callbacks import DepthPanels, DepthPNGWriter
-from lit_digest.depth.data import ProceduralRGBDDataModule, RGBDFolderDataModule
-from lit_digest.depth.estimator import DepthEstimation
-from lit_digest.depth.nets import SmallDepthNet
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# names load their module on first use, so that ``lit_digest.depth.nets`` or ``.scenes`` import no Lightning
+_EXPORTS: dict[str, str] = {
+    # the function ``boost`` stays ``lit_digest.depth.boost.boost``: the name here is the subpackage
+    **dict.fromkeys(["BoostSettings", "DepthMerge", "MergeUNet", "PatchDiscriminator"], "lit_digest.depth.boost"),
+    **dict.fromkeys(["DepthPanels", "DepthPNGWriter"], "lit_digest.depth.callbacks"),
+    **dict.fromkeys(["ProceduralRGBDDataModule", "RGBDFolderDataModule"], "lit_digest.depth.data"),
+    "DepthEstimation": "lit_digest.depth.estimator",
+    "SmallDepthNet": "lit_digest.depth.nets",
+}
 
 __all__ = ["DepthMerge", "DepthEstimation", "SmallDepthNet", "MergeUNet", "PatchDiscriminator", "BoostSettings",
-           "boost", "ProceduralRGBDDataModule", "RGBDFolderDataModule", "DepthPanels", "DepthPNGWriter"]
+           "ProceduralRGBDDataModule", "RGBDFolderDataModule", "DepthPanels", "DepthPNGWriter"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lit_digest.depth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
