@@ -115,9 +115,11 @@ def unigram_bits_per_byte(train: Tensor, val: Tensor, vocab_size: int, bytes_per
 
 def read_fortunes(folder: str | os.PathLike, sets: Sequence[str] | None = None) -> list[str]:
     """Every fortune of the strfile text files in ``folder`` (entries between ``%`` lines; the ``.dat`` indexes
-    and ``.u8`` links skipped), or of the named ``sets`` only."""
+    and the ``.u8`` links skipped), or of the named ``sets`` only, in file-name order."""
     folder = Path(folder)
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink() and not p.suffix)
+    # fortunes-ru names sets by month ("2001.03"): skip the strfile indexes and links, not every dotted name
+    names = sorted(p.name for p in folder.iterdir()
+                   if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8"))
     if sets:
         unknown = sorted(set(sets) - set(names))
         if unknown:
@@ -248,11 +250,15 @@ class CorpusDataModule(TextDataModule):
                                          "wheel or checkout that includes lit_digest/text/corpus/")
             return [gzip.decompress(JARGON_PATH.read_bytes()).decode("utf-8")]
         folder = Path(self.fortunes_dir) / ("ru" if self.corpus == "fortunes-ru" else "")
-        if not folder.is_dir():
-            package = "fortunes-ru" if self.corpus == "fortunes-ru" else "fortunes"
-            raise missing_data_error(f"Debian's {package} files", folder, url=f"`apt-get install {package}`",
+        package = "fortunes-ru" if self.corpus == "fortunes-ru" else "fortunes"
+        missing = missing_data_error(f"Debian's {package} files", folder, url=f"`apt-get install {package}`",
                                      fix="or use data.init_args.corpus jargon, the corpus shipped with lit_digest")
-        return read_fortunes(folder, self.fortune_sets)
+        if not folder.is_dir():
+            raise missing
+        fortunes = read_fortunes(folder, self.fortune_sets)
+        if not fortunes:  # the folder of another package (fortunes-ru makes fortunes/ru) but no English sets
+            raise missing
+        return fortunes
 
 
 def bits_per_byte(nats_per_token: float, bytes_per_token: float) -> float:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from lit_digest.core.lightning import Callback, pl, seed_everything
 from lit_digest.core.optim import Optim
 from lit_digest.text import CausalLM, CorpusDataModule, GPTJConfig, save_hf
-from lit_digest.text.gptj import GPTJ, lm_loss
+from lit_digest.text.gptj import GPTJ, estimate_memory, lm_loss
 
 TINY = GPTJConfig.preset("tiny")
 FAST = Optim(name="adamw", lr=3e-3, weight_decay=0.1, warmup_steps=5, final_lr_ratio=0.1)
@@ -22,11 +22,20 @@ def small_data(**kwargs) -> CorpusDataModule:
     return CorpusDataModule(**{"seq_len": 48, "batch_size": 8, "max_bytes": 60_000, **kwargs})
 
 
-def test_loss_is_cross_entropy_and_the_z_term_is_log_z_squared():
-    logits, targets = torch.randn(2, 5, 11), torch.randint(0, 11, (2, 5))
+def test_loss_is_cross_entropy_and_the_z_term_is_mesh_transformer_jaxs():
+    logits = torch.randn(2, 5, 11, requires_grad=True)
+    targets = torch.randint(0, 11, (2, 5))
     loss, z = lm_loss(logits, targets)
     torch.testing.assert_close(loss, F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1)))
-    torch.testing.assert_close(z, torch.logsumexp(logits, -1).pow(2).mean())
+    # ProjectionShard.loss: logits -= stop_gradient(max); 1e-4 * square(log(sum(exp(logits))))
+    shifted = logits - logits.detach().amax(-1, keepdim=True)
+    expected = torch.log(torch.exp(shifted).sum(-1)).square().mean()
+    torch.testing.assert_close(z, expected)
+    (grad,) = torch.autograd.grad(z, logits)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    torch.testing.assert_close(grad, expected_grad)  # the maximum carries no gradient
+    _, z_shifted = lm_loss(logits.detach() + 7.0, targets)
+    torch.testing.assert_close(z_shifted, z.detach())  # unchanged by a constant shift of the logits
 
 
 def test_defaults_are_gptj_6b_and_its_optimiser():
@@ -137,3 +146,32 @@ def test_bad_settings_raise():
         CausalLM(model=TINY, top_p=1.5)
     with pytest.raises(ValueError, match="z_loss"):
         CausalLM(model=TINY, z_loss=-1.0)
+
+
+def test_memory_estimate_is_printed_when_training_starts(quiet_trainer, capsys):
+    six_b = GPTJConfig()
+    alone = estimate_memory(six_b, batch_size=1, seq_len=2048)
+    assert alone.weights + alone.gradients + alone.optimizer == 16 * six_b.num_parameters()  # ZeRO's 16 B/param
+    eight = estimate_memory(six_b, batch_size=4, seq_len=2048, shards=8, activation_checkpointing=True)
+    assert eight.optimizer == alone.optimizer / 8 and eight.gathered > 0 and 15 * 2**30 < eight.total < 25 * 2**30
+    lm = CausalLM(model=TINY, optim=FAST, samples=0)
+    quiet_trainer(max_steps=1, limit_val_batches=0).fit(lm, small_data())
+    out = capsys.readouterr().out
+    assert "GPT-J memory estimate per device" in out and "SingleDeviceStrategy over 1 process(es)" in out
+
+
+def test_half_precision_weights_train_in_float32(quiet_trainer, tmp_path):
+    folder = save_hf(GPTJ(TINY), tmp_path / "hf16", dtype=torch.float16)  # as EleutherAI's float16 branch
+    lm = CausalLM(model=TINY, pretrained=str(folder), optim=FAST, samples=0, memory_report=False)
+    quiet_trainer(max_steps=1, limit_val_batches=0).fit(lm, small_data())
+    assert {p.dtype for p in lm.model.parameters()} == {torch.float32}  # AdamW on fp32 master weights
+
+
+@pytest.mark.slow
+def test_the_docs_comparison_runs_end_to_end(capsys):
+    from lit_digest.text.gptj.compare import main
+
+    rows = main(["--corpus", "jargon", "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--val-fraction", "0.01"])
+    assert [r["model"].split(" ")[0] for r in rows] == ["unigram", "GPT-J,", "GPT-J", "sequential", "full"]
+    assert len({r["params"] for r in rows[2:]}) == 2  # the sequential block adds one LayerNorm a layer, no more
+    assert "| full rotary | 856,064 |" in capsys.readouterr().out

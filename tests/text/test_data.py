@@ -116,6 +116,9 @@ def test_the_shipped_corpus_is_there_and_readable():
 def test_missing_fortunes_say_how_to_get_them(tmp_path):
     with pytest.raises(MissingDataError, match="apt-get install fortunes-ru"):
         CorpusDataModule(corpus="fortunes-ru", fortunes_dir=str(tmp_path)).setup()
+    (tmp_path / "ru").mkdir()  # fortunes-ru installed, fortunes not: the folder is there, empty
+    with pytest.raises(MissingDataError, match=f"not found at '{tmp_path}'.*apt-get install fortunes`.*jargon"):
+        CorpusDataModule(corpus="fortunes", fortunes_dir=str(tmp_path)).setup()
     with pytest.raises(ValueError, match="corpus must be"):
         CorpusDataModule(corpus="shakespeare")
 
@@ -124,7 +127,8 @@ def test_fortune_files_are_split_into_fortunes(tmp_path):
     (tmp_path / "wisdom").write_text("First one.\n%\nSecond,\n  two lines.\n%\n")
     (tmp_path / "wisdom.dat").write_bytes(b"\x00\x01")
     (tmp_path / "wisdom.u8").symlink_to(tmp_path / "wisdom")
-    assert read_fortunes(tmp_path) == ["First one.", "Second,\n  two lines."]
+    (tmp_path / "2001.03").write_text("Март.\n%\n")  # fortunes-ru names sets by month
+    assert read_fortunes(tmp_path) == ["Март.", "First one.", "Second,\n  two lines."]
     with pytest.raises(ValueError, match="no fortune set"):
         read_fortunes(tmp_path, ["jokes"])
 
@@ -135,6 +139,7 @@ def test_debian_fortunes_english_and_russian():
     assert len(english) > 300 and all(f.strip() for f in english)
     if (FORTUNES_DIR / "ru").is_dir():
         russian = read_fortunes(FORTUNES_DIR / "ru")
+        assert len(russian) > 17_000  # the monthly sets ("2001.03", ...) too
         letters = Counter(ch for f in russian[:200] for ch in f if ch.isalpha())
         assert sum(n for ch, n in letters.items() if "а" <= ch.lower() <= "я") > 0.5 * sum(letters.values())
     dm = CorpusDataModule(corpus="fortunes", fortune_sets=["fortunes"], seq_len=64, batch_size=2)

@@ -56,7 +56,9 @@ def test_a_model_that_prefers_the_answer_gets_it():
     # raw totals favour short choices: the bare " " (-6 nats) beats " aaaa" (-10), the reason for acc_norm
     assert result["acc"] == pytest.approx(2 / 3)
     completion = evaluate(Prefers(ord("a")), encode, [Example("x", target="aaa"), Example("y", target="aab")])
-    assert completion["acc"] == 0.5 and completion["ppl"] > 1.0
+    assert completion["acc"] == 0.5 and completion["ppl"] > 1.0 and "acc_norm" not in completion
+    mixed = evaluate(Prefers(ord("a")), encode, [*examples[:2], Example("x", target="aab")])
+    assert mixed["acc_norm"] == 1.0 and mixed["acc"] == pytest.approx(2 / 3)  # acc_norm: multiple choice only
 
 
 def test_prompts_hold_k_other_solved_examples():

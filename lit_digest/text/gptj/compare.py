@@ -1,20 +1,23 @@
-"""GPT-J's block beside its ablations on the shipped corpus, same budget: one command, a Markdown table.
+"""GPT-J's block beside its ablations on an offline corpus, same budget: one command, a Markdown table.
 
-    python -m lit_digest.text.gptj.compare                 # the docs' table (docs/text.md)
-    python -m lit_digest.text.gptj.compare --steps 100     # a quick look
+    python -m lit_digest.text.gptj.compare                    # the docs' table (docs/text.md): Debian's fortunes
+    python -m lit_digest.text.gptj.compare --corpus jargon    # the excerpt shipped with lit_digest, no package
+    python -m lit_digest.text.gptj.compare --steps 100        # a quick look
 
 Every model is the ``small`` preset (byte-level, 4 layers, d_model 128, 4 heads of 32) trained for ``--steps``
 AdamW steps (GPT-J's schedule: warmup, cosine to 10%, weight decay 0.1, clipping at 1) on ``--batch-size``
-windows of ``--seq-len`` bytes of the Jargon File excerpt, from the same seed and the same batches:
+windows of ``--seq-len`` bytes of the corpus (``CorpusDataModule``: Debian's English fortunes, one document per
+fortune, by default), from the same seed and the same batches:
 
 - GPT-J: parallel attention + MLP on one LayerNorm, rotary on the first 8 of the 32 dims of each head (as GPT-J:
   64 of 256);
 - sequential: GPT-2's block (``x + attn(ln_1 x)``, then ``x + mlp(ln_2 x)``), same rotary;
 - full rotary: GPT-J's block, rotary on every dimension of each head.
 
-The score is bits per byte on the whole validation split (the last 10% of the text), beside the unigram
-baseline (byte frequencies of the training split) and the untrained model. Times are wall-clock training times on
-this machine (``--threads`` CPU threads, or the GPU when there is one).
+The score is bits per byte on the whole validation split (the last ``--val-fraction`` of the text), beside the
+unigram baseline (byte frequencies of the training split) and the untrained model. Times are wall-clock training
+times on this machine (``--threads`` CPU threads, or the GPU when there is one): on a shared machine they measure
+the load as much as the model.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def evaluate_bpb(lm: CausalLM, data: CorpusDataModule) -> float:
 
 def train_variant(config: GPTJConfig, data: CorpusDataModule, steps: int, lr: float, seed: int = 0
                   ) -> tuple[CausalLM, float, int]:
-    """``(trained module, training wall seconds, parameters)``."""
+    """``(trained module, training wall seconds, parameters)``; the process's CPU seconds are printed beside."""
     seed_everything(seed, verbose=False)
     optim = Optim(name="adamw", lr=lr, weight_decay=0.1, betas=(0.9, 0.999), warmup_steps=max(1, steps // 20),
                   final_lr_ratio=0.1)
@@ -66,15 +69,19 @@ def train_variant(config: GPTJConfig, data: CorpusDataModule, steps: int, lr: fl
     trainer = Trainer(accelerator="auto", devices=1, max_steps=steps, gradient_clip_val=1.0, logger=False,
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       limit_val_batches=0, num_sanity_val_steps=0)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     trainer.fit(lm, datamodule=data)
     seconds = time.perf_counter() - start
+    print(f"  ({time.process_time() - cpu:.0f} s of CPU time in {seconds:.0f} s of wall time)", flush=True)
     return lm, seconds, sum(p.numel() for p in lm.model.parameters())
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--corpus", default="fortunes", choices=["fortunes", "fortunes-ru", "jargon"],
+                        help="fortunes: apt-get install fortunes; jargon: shipped with lit_digest")
+    parser.add_argument("--val-fraction", type=float, default=0.05)
+    parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -86,11 +93,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|LeafSpec).*")
-    data = CorpusDataModule(corpus="jargon", seq_len=args.seq_len, batch_size=args.batch_size, val_fraction=0.1)
+    separator = "\n\n" if args.corpus == "jargon" else "\n%\n"
+    data = CorpusDataModule(corpus=args.corpus, seq_len=args.seq_len, batch_size=args.batch_size,
+                            val_fraction=args.val_fraction, separator=separator)
     data.setup()
     base = GPTJConfig.preset("small", n_positions=max(args.seq_len, 64))
     tokens = args.steps * args.batch_size * args.seq_len
-    print(f"Jargon File excerpt: {len(data.train_tokens):,} training / {len(data.val_tokens):,} validation bytes; "
+    print(f"{args.corpus}: {len(data.train_tokens):,} training / {len(data.val_tokens):,} validation bytes; "
           f"{args.steps} steps x {args.batch_size} x {args.seq_len} bytes = {tokens:,} training tokens per model, "
           f"{args.seeds} seed(s), {torch.get_num_threads()} CPU thread(s), "
           f"{'CUDA' if torch.cuda.is_available() else 'CPU'}", flush=True)
@@ -120,7 +129,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"| {row['model']} | {row['params']:,} | {float(bpb.mean()):.3f}{spread} | "
               f"{secs:.0f} | {speed} |" if secs else
               f"| {row['model']} | {row['params']:,} | {float(bpb.mean()):.3f} | - | - |")
-    print(f"\nwall time of the whole command: {time.perf_counter() - start:.0f} s")
+    print(f"\nwall time of the whole command: {time.perf_counter() - start:.0f} s "
+          f"(CPU time of the process: {time.process_time():.0f} s)")
     return rows
 
 

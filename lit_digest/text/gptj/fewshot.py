@@ -118,7 +118,8 @@ def score_continuations(model: nn.Module, pairs: Sequence[tuple[list[int], list[
 def evaluate(model: nn.Module, encode: Callable[[str], list[int]], examples: Sequence[Example], k: int = 0,
              shots: Sequence[Example] | None = None, seed: int = 0, separator: str = "\n\n", batch_size: int = 8,
              max_positions: int | None = None) -> dict[str, float]:
-    """``acc`` (and ``acc_norm`` for multiple choice, ``ppl`` for completion) over ``examples``, ``k``-shot."""
+    """``k``-shot scores: ``acc`` over every example, ``acc_norm`` over the multiple-choice ones, ``ppl`` over the
+    completion targets' tokens."""
     rng = random.Random(seed)
     pairs = []
     for index, example in enumerate(examples):
@@ -146,8 +147,9 @@ def evaluate(model: nn.Module, encode: Callable[[str], list[int]], examples: Seq
             tokens += lengths[0]
     n = len(examples)
     out = {"examples": n, "acc": acc / n}
-    if any(e.choices for e in examples):
-        out["acc_norm"] = acc_norm / n
+    n_choice = sum(1 for e in examples if e.choices)
+    if n_choice:
+        out["acc_norm"] = acc_norm / n_choice
     if tokens:
         out["ppl"] = math.exp(nll / tokens)
     return out

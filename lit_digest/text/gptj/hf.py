@@ -43,11 +43,12 @@ def config_to_hf(cfg: GPTJConfig) -> dict:
     """A ``config.json`` dict that ``transformers.GPTJConfig`` reads."""
     if cfg.block != "parallel":
         raise ValueError("only the parallel block is GPT-J: a 'sequential' model has no Hugging Face GPT-J form")
+    eos = 50256 if cfg.vocab_size > 50256 else None  # GPT-2's <|endoftext|>; a byte-level model has none
     return {"architectures": ["GPTJForCausalLM"], "model_type": "gptj", "vocab_size": cfg.vocab_size,
             "n_positions": cfg.n_positions, "n_embd": cfg.d_model, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
             "rotary_dim": cfg.rotary, "n_inner": cfg.d_ff, "activation_function": "gelu_new",
             "layer_norm_epsilon": cfg.layer_norm_eps, "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout,
-            "attn_pdrop": 0.0, "tie_word_embeddings": False, "bos_token_id": 50256, "eos_token_id": 50256}
+            "attn_pdrop": 0.0, "tie_word_embeddings": False, "bos_token_id": eos, "eos_token_id": eos}
 
 
 def state_dict_from_hf(hf: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -6,7 +6,8 @@ strategy builds it in its own context: DeepSpeed ZeRO-3 partitions it as it is c
 after. Training follows mesh-transformer-jax (``device_train.py`` and ``configs/6B_roto_256.json``): AdamW
 (betas 0.9 / 0.999, decoupled weight decay 0.1 on matrices only), linear warmup then cosine decay to 10% of the
 peak, gradients clipped to global norm 1 (``trainer.gradient_clip_val: 1.0`` in the configs), and the z-loss
-``1e-4 log(Z)^2`` added to the cross-entropy (``Projection.loss``, called with ``z_loss=True`` in training).
+``1e-4 (log Z - max logit)^2`` added to the cross-entropy (``ProjectionShard.loss`` in ``layers.py``, called with
+``z_loss=True`` in training; the logits there are shifted by their stop-gradient maximum first).
 """
 
 from __future__ import annotations
@@ -31,14 +32,19 @@ torch.serialization.add_safe_globals([GPTJConfig])
 
 
 def lm_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean next-token cross-entropy (nats) and mean ``log(Z)^2`` (the z-loss term) over every position.
+    """Mean next-token cross-entropy (nats) and mesh-transformer-jax's z-loss term over every position.
+
+    The z term is ``mean((log Z - max logit)^2)`` with the maximum taken without gradient: mesh-transformer-jax
+    shifts the logits by their ``stop_gradient`` maximum before ``log(sum(exp))``, so its "log Z" is that of the
+    shifted logits (between 0 and ``log V``), not PaLM's ``log(Z)^2`` of the raw ones.
 
     logits: ``(B, T, V)``; targets: ``(B, T)``.
     """
     logits = logits.float().flatten(0, 1)  # (B T, V)
     log_z = torch.logsumexp(logits, dim=-1)  # (B T,)
     nll = log_z - logits.gather(-1, targets.reshape(-1, 1)).squeeze(-1)
-    return nll.mean(), log_z.square().mean()
+    shifted_log_z = log_z - logits.detach().amax(dim=-1)  # (B T,), in [0, log V]
+    return nll.mean(), shifted_log_z.square().mean()
 
 
 def shard_model(model: GPTJ, mesh: Any) -> GPTJ:
@@ -62,7 +68,7 @@ class CausalLM(LightningModule):
             ``model``'s. Read when training starts fresh, not when resuming or loading a Lightning checkpoint.
         optim: AdamW, peak lr 1.2e-4, 3000 warmup steps, cosine to 10%, weight decay 0.1 (GPT-J-6B's run; the
             run's own length from the Trainer replaces its 350k steps).
-        z_loss: weight of ``mean(log(Z)^2)`` (mesh-transformer-jax: 1e-4).
+        z_loss: weight of ``mean((log Z - max logit)^2)`` (mesh-transformer-jax: 1e-4; see ``lm_loss``).
         activation_checkpointing: recompute each block in the backward pass instead of storing its activations.
         samples: texts generated after each validation (from the DataModule's first prompt) and logged to W&B.
         max_new_tokens, temperature, top_k, top_p: generation for the samples and ``predict`` (top-p 0.9 at
@@ -109,7 +115,7 @@ class CausalLM(LightningModule):
             if theirs != mine:
                 raise ValueError(f"model.init_args.model {self.config} does not match the sizes of "
                                  f"{self.hparams.pretrained}: {theirs}")
-            model = load_hf(weights, self.config)
+            model = load_hf(weights, self.config, dtype=torch.float32)  # fp32 master weights, whatever the file
         else:
             model = GPTJ(self.config)
         model.activation_checkpointing = self.hparams.activation_checkpointing
