@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -255,11 +257,29 @@ def test_any_generator_module_with_explicit_sizes_and_range_trains_simclr_on_cif
         grey.setup()
 
 
-def test_missing_fashion_mnist_names_the_fix(tmp_path):
+def test_missing_fashion_mnist_names_the_folder_and_the_fix(tmp_path):
+    """Whether or not Debian's package is installed here: an empty folder fails at once, before any training."""
     from lit_digest.ssl.genrep.experiment import main
 
-    with pytest.raises(FileNotFoundError, match=r"Fashion-MNIST not found.*/usr/share/datasets/fashion-mnist"):
+    expected = (rf"Fashion-MNIST not found at '{re.escape(str(tmp_path.resolve()))}'.*missing train-images"
+                r".*/usr/share/datasets/fashion-mnist.*apt install dataset-fashion-mnist")
+    with pytest.raises(FileNotFoundError, match=expected):
         main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--quick"])
+    assert not (tmp_path / "out" / "generator").exists()
+
+
+@pytest.mark.parametrize("layout", ["plain", "gz", "torchvision"])
+def test_the_data_check_accepts_debians_and_torchvisions_layouts(tmp_path, layout):
+    from lit_digest.ssl.genrep.experiment import FILES, check_fashion_mnist
+
+    folder = tmp_path / "FashionMNIST" / "raw" if layout == "torchvision" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FILES[:-1]:
+        (folder / (name + (".gz" if layout == "gz" else ""))).touch()
+    with pytest.raises(FileNotFoundError, match="missing t10k-labels-idx1-ubyte"):
+        check_fashion_mnist(tmp_path)
+    (folder / FILES[-1]).touch()
+    check_fashion_mnist(tmp_path)
 
 
 def test_findings_read_an_inverse_u_and_a_gain_over_pixel_augmentations():
@@ -270,13 +290,19 @@ def test_findings_read_an_inverse_u_and_a_gain_over_pixel_augmentations():
                 "knn": acc, "linear": acc, "seconds": 1.0}
 
     rows = [row(0, 0.60), row(0.25, 0.63), row(0.5, 0.66), row(1.0, 0.64), row(2.0, 0.55), row(0.5, 0.9, pixel=False)]
-    result = findings(rows)
+    result = findings(rows)  # the latent-only arm (0.9) is no part of the sweep
     assert result["latent_beats_pixel"] and result["best_sigma"] == 0.5 and result["inverse_u"]
-    assert result["gain_over_pixel_only"] == pytest.approx(0.06)
+    assert result["gain_over_pixel_only"] == pytest.approx(0.06) and result["peak_sigma"] == 0.5
+    assert result["fall_after_peak"] == pytest.approx(0.11)
     monotone = findings([row(0, 0.60), row(0.25, 0.61), row(0.5, 0.62), row(1.0, 0.63)])
-    assert monotone["latent_beats_pixel"] and not monotone["inverse_u"]
+    assert monotone["latent_beats_pixel"] and not monotone["inverse_u"]  # rises, never falls
     worse = findings([row(0, 0.70), row(0.25, 0.61), row(0.5, 0.62), row(1.0, 0.60)])
-    assert not worse["latent_beats_pixel"] and worse["inverse_u"]
+    assert not worse["latent_beats_pixel"] and not worse["inverse_u"]  # the peak is sigma 0: it only falls
+    two = findings([row(0, 0.60), row(0.5, 0.65), row(2.0, 0.62)])  # sigma 0 is the U's left end
+    assert two["inverse_u"] and two["peak_sigma"] == 0.5
+    assert "inverse_u" not in findings([row(0, 0.60), row(0.5, 0.65)])  # two points make no U
+    for metric in ("linear", "knn"):
+        assert findings(rows, metric)["metric"] == metric
     assert "| generated | v | 0.5 | 66.0 | 66.0 | 1 s |" in format_table(rows)
 
 
@@ -284,15 +310,17 @@ DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 @pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys):
     from lit_digest.ssl.genrep.experiment import main
 
-    text = main(["--out", str(tmp_path), "--quick", "--sigmas", "0.5", "1", "2", "--latent-only", "0.5"])
+    text = main(["--out", str(tmp_path), "--quick", "--sigmas", "0.5", "2", "--latent-only", "0.5"])
     for expected in ("real Fashion-MNIST (baseline)", "random initialisation", "pixel only", "latent + pixel",
-                     "latent only", "rises then falls", "wall time"):
+                     "latent only", "rises then falls", "wall time", "on 2000 labeled training images"):
         assert expected in text
-    rows = __import__("json").loads((tmp_path / "results.json").read_text())["rows"]
-    assert len(rows) == 7 and all(0 <= r["linear"] <= 1 for r in rows)
-    assert not list(tmp_path.glob("*/views.npz"))  # the generated views are not kept
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = result["rows"]
+    assert len(rows) == 6 and all(0 <= r["linear"] <= 1 and 0 <= r["knn"] <= 1 for r in rows)
+    assert [r["sigma"] for r in rows if r["kind"] == "generated"] == [0.0, 0.5, 2.0, 0.5]
+    assert result["eval_train"] == 2000 and (tmp_path / "generator" / "checkpoints" / "last.ckpt").is_file()

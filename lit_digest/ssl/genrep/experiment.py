@@ -1,20 +1,20 @@
 """GenRep's two findings at small scale, on real Fashion-MNIST test images: one command, a Markdown table.
 
-    python -m lit_digest.ssl.genrep.experiment                 # the table of docs/genrep.md
-    python -m lit_digest.ssl.genrep.experiment --sigmas 0.25 0.5 1 --steps 500
-    python -m lit_digest.ssl.genrep.experiment --quick         # a few minutes: a smoke run of the whole pipeline
+    python -m lit_digest.ssl.genrep.experiment                 # the table of docs/genrep.md (about 30 min, 1 core)
+    python -m lit_digest.ssl.genrep.experiment --sigmas 0.25 0.5 1 --steps 500 --eval-train 60000
+    python -m lit_digest.ssl.genrep.experiment --quick         # about a minute: a smoke run of the whole pipeline
 
 1. The generator: ``configs/genrep/dcgan/fashion_mnist.yaml`` (an unconditional DCGAN) trained ``--gan-epochs``
    on the 60k real training images, or ``--generator`` (a checkpoint; the command's own is reused when it is
    there).
 2. The encoders, every one from ``configs/genrep/sigma_sweep.yaml`` (SimCLR, the same small ConvNet, views,
-   optimiser, seed and ``--steps`` of batch 256): on a fixed generated set of 60k anchors with 4 walks each at
-   every sigma of ``--sigmas`` (sigma 0: the pixel augmentations alone, the paper's "Tx" row), with the latent
-   walk alone at ``--latent-only`` (no pixel augmentation, the paper's "Tz" row), and the real-data baseline of
-   ``configs/genrep/real_baseline.yaml`` (the real training images, the same budget).
-3. Frozen features of every encoder (and of its random initialisation) on the real images: a weighted kNN
-   (k = 20, T = 0.07) and a logistic-regression probe fitted on the 60k training images, accuracy on the 10k
-   test images.
+   optimiser, seed and ``--steps`` of batch 256): on fresh views ``G(z)``, ``G(z + w)`` rendered every step at
+   every sigma of ``--sigmas`` and at sigma 0 (the pixel augmentations alone, the paper's "Tx" row), with the
+   latent walk alone at ``--latent-only`` (no pixel augmentation, the paper's "Tz" row), and the real-data
+   baseline of ``configs/genrep/real_baseline.yaml`` (the real training images, the same budget).
+3. Frozen features of every encoder (and of a random initialisation of the same network) on the real images: a
+   weighted kNN (k = 20, T = 0.07) and a logistic-regression probe fitted on ``--eval-train`` labeled training
+   images (a fixed random subset; 60000: all), accuracy on the 10k test images.
 
 The paper's findings (arXiv 2106.05258, section 4 and figure 5): latent views plus pixel augmentations beat pixel
 augmentations alone on generated data, and accuracy against sigma rises then falls (an inverse U). The command
@@ -37,12 +37,28 @@ from typing import Any
 
 import torch
 
+from lit_digest.core.download import missing_data_error
 from lit_digest.ssl.knn import extract_features, knn_accuracy, linear_probe_accuracy
 from lit_digest.ssl.mnist import FashionMNISTDataModule
 
-__all__ = ["main", "evaluate_encoder", "findings", "format_table"]
+__all__ = ["main", "check_fashion_mnist", "evaluate_encoder", "findings", "format_table"]
 
 DEBIAN = "/usr/share/datasets/fashion-mnist"
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def check_fashion_mnist(data_dir: str | os.PathLike) -> None:
+    """Fails at once, naming the folder and the fix, when ``data_dir`` lacks Fashion-MNIST's four IDX files
+    (plain or ``.gz``, in the folder itself or in torchvision's ``FashionMNIST/raw/``)."""
+    root = Path(data_dir)
+    missing = [name for name in FILES if not any((folder / f"{name}{ext}").is_file()
+                                                 for folder in (root, root / "FashionMNIST" / "raw")
+                                                 for ext in ("", ".gz"))]
+    if missing:
+        raise missing_data_error(
+            "Fashion-MNIST", root, reason=f"missing {', '.join(missing)}",
+            fix=f"install Debian's package, which puts the files in {DEBIAN}: apt install dataset-fashion-mnist; "
+                "or pass --data-dir a folder holding the four IDX files (plain or .gz)")
 
 
 def _configs() -> Path:
@@ -76,9 +92,9 @@ def evaluate_encoder(encoder: torch.nn.Module, data: FashionMNISTDataModule, k: 
 
 
 def findings(rows: list[dict[str, Any]], metric: str = "linear") -> dict[str, Any]:
-    """Whether the table shows the paper's two findings, on ``metric``: (1) the best latent-walk arm (sigma > 0,
-    with pixel augmentations) beats sigma 0; (2) an inverse U: the peak over sigma > 0 lies strictly inside the
-    sweep, above both of its ends."""
+    """Whether the table shows the paper's two findings, on ``metric``, over the arms with pixel augmentations:
+    (1) the best latent-walk arm (sigma > 0) beats sigma 0 (pixel augmentations alone); (2) an inverse U: over
+    the whole sweep, sigma 0 included (the walk of length 0), the peak lies strictly inside, above both ends."""
     sweep = sorted((r for r in rows if r["kind"] == "generated" and r.get("pixel", True)), key=lambda r: r["sigma"])
     pixel_only = next((r for r in sweep if r["sigma"] == 0), None)
     walks = [r for r in sweep if r["sigma"] > 0]
@@ -87,11 +103,12 @@ def findings(rows: list[dict[str, Any]], metric: str = "linear") -> dict[str, An
         best = max(walks, key=lambda r: r[metric])
         out.update(best_sigma=best["sigma"], gain_over_pixel_only=best[metric] - pixel_only[metric],
                    latent_beats_pixel=best[metric] > pixel_only[metric])
-    if len(walks) >= 3:
-        values = [r[metric] for r in walks]
+    if len(sweep) >= 3:
+        values = [r[metric] for r in sweep]
         peak = max(range(len(values)), key=values.__getitem__)
         out["inverse_u"] = 0 < peak < len(values) - 1
-        out["peak_sigma"] = walks[peak]["sigma"]
+        out["peak_sigma"] = sweep[peak]["sigma"]
+        out["fall_after_peak"] = values[peak] - values[-1]
     return out
 
 
@@ -136,17 +153,20 @@ def _arm(name: str, config: str, overrides: list[str], args: argparse.Namespace,
     start = time.perf_counter()
     cli = _fit(["--config", str(_configs() / config), "--trainer.default_root_dir", str(folder),
                 "--trainer.max_steps", str(args.steps), "--trainer.limit_val_batches", "0",
-                "--trainer.num_sanity_val_steps", "0", *overrides])
+                "--trainer.num_sanity_val_steps", "0", "--seed_everything", str(args.seed), *overrides])
     return cli.model, time.perf_counter() - start
 
 
 def run(args: argparse.Namespace, log=print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    check_fashion_mnist(args.data_dir)
     data = FashionMNISTDataModule(data_dir=args.data_dir, download=False, batch_size=1024, num_workers=0)
-    data.setup()  # fails here, naming the fix, when Fashion-MNIST is absent
+    data.setup()
+    if args.eval_train < len(data.splits.eval_train):  # a fixed, seeded subset: the same for every encoder
+        keep = torch.randperm(len(data.splits.eval_train), generator=torch.Generator().manual_seed(0))
+        data.splits.eval_train = torch.utils.data.Subset(data.splits.eval_train, keep[: args.eval_train].tolist())
     if args.quick:
-        data.splits.eval_train = torch.utils.data.Subset(data.splits.eval_train, range(2000))
         data.splits.test = torch.utils.data.Subset(data.splits.test, range(1000))
     ckpt, gan_seconds = _generator(args, out, log)
     data_dir = ["--data.init_args.eval_data.init_args.data_dir", args.data_dir]
@@ -169,19 +189,15 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict[str, Any]], dict
     arms += [(sigma, False) for sigma in args.latent_only]
     for sigma, pixel in arms:
         name = f"sigma{sigma:g}" + ("" if pixel else "_latent_only")
-        npz = out / name / "views.npz"
-        overrides = ["--data.init_args.checkpoint", str(ckpt), "--data.init_args.sigma", str(sigma),
-                     "--data.init_args.pregenerate", str(npz), *data_dir]
+        overrides = ["--data.init_args.checkpoint", str(ckpt), "--data.init_args.sigma", str(sigma), *data_dir]
         if not pixel:
             overrides += ["--data.init_args.views", "null"]
         if args.quick:
             overrides += ["--data.init_args.num_samples", "2048"]
         model, seconds = _arm(name, "sigma_sweep.yaml", overrides, args, out)
-        if not args.keep_views:
-            npz.unlink(missing_ok=True)
         views = ("pixel only" if sigma == 0 else "latent + pixel") if pixel else "latent only"
         record("generated (DCGAN)", model, seconds, kind="generated", views=views, sigma=sigma, pixel=pixel)
-    return rows, {"generator": str(ckpt), "generator_seconds": gan_seconds}
+    return rows, {"generator": str(ckpt), "generator_seconds": gan_seconds, "eval_train": len(data.splits.eval_train)}
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -190,19 +206,22 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--data-dir", default=DEBIAN, help="Fashion-MNIST's IDX files (Debian: dataset-fashion-mnist)")
     parser.add_argument("--out", default="runs/genrep-experiment", help="run folders, the generator, results.json")
     parser.add_argument("--generator", default=None, help="a DCGAN checkpoint to use instead of training one")
-    parser.add_argument("--gan-epochs", type=int, default=5)
+    parser.add_argument("--gan-epochs", type=int, default=2, help="epochs of the DCGAN on the 60k real images")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0],
                         help="walk scales of the sweep (sigma 0, pixel augmentations alone, is always run)")
     parser.add_argument("--latent-only", type=float, nargs="*", default=[],
                         help="sigmas to also train with the latent walk alone, no pixel augmentation")
-    parser.add_argument("--steps", type=int, default=1000, help="training steps of batch 256, every encoder")
+    parser.add_argument("--steps", type=int, default=200, help="training steps of batch 256, every encoder")
+    parser.add_argument("--eval-train", type=int, default=10_000,
+                        help="labeled training images of the kNN bank and the linear probe (60000: all)")
     parser.add_argument("--probe-steps", type=int, default=300, help="full-batch steps of the linear probe")
-    parser.add_argument("--keep-views", action="store_true", help="keep each arm's generated views.npz")
+    parser.add_argument("--seed", type=int, default=0, help="seed_everything of every encoder's run")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 20 generator batches, 2048 anchors, 2k/1k evaluation images")
+                        help="a smoke run: 20 generator batches, 5 steps per encoder, 2k/1k evaluation images")
     args = parser.parse_args(argv)
     if args.quick:
         args.gan_epochs, args.steps, args.probe_steps = 1, min(args.steps, 5), 20
+        args.eval_train = min(args.eval_train, 2000)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     _quiet()
     start = time.perf_counter()
@@ -222,7 +241,8 @@ def main(argv: list[str] | None = None) -> str:
             lines.append(f"Accuracy against sigma rises then falls ({label}): "
                          f"{'yes' if found['inverse_u'] else 'no'} (peak at sigma {found['peak_sigma']:g}).")
     gan = "" if info["generator_seconds"] is None else f", the generator's training {info['generator_seconds']:.0f} s"
-    lines.append(f"\n`{command.strip()}`: {args.steps} steps of batch 256 per encoder, seed 0; "
+    lines.append(f"\n`{command.strip()}`: {args.steps} steps of batch 256 per encoder, seed {args.seed}, kNN bank "
+                 f"and probe on {info['eval_train']} labeled training images; "
                  f"{wall:.0f} s wall time{gan}, on {torch.get_num_threads()} CPU thread(s).")
     text = "\n".join(lines)
     print(text)
