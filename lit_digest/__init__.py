@@ -6,6 +6,8 @@ One package per domain over a small core (``lit_digest.core``, which imports no 
     ssl/             BYOL, SimCLR, SupCon, Supervised, LinearEval, KNNEval and their parts
     muse/            MUSE, MUSEProcrustes and their parts
     codistillation/  Codistillation, CodistillationStrategy, byte-level LM data
+    gan/ tabular/ text/ depth/ lr_control/  SC-FEGAN; SAINT; the GPT-J-style LM; depth merging; controllers
+    tools/shapes     conv output sizes and receptive fields
 
 ``import lit_digest`` imports no domain: the names below load their package on first use::
 
@@ -35,6 +37,12 @@ _EXPORTS: dict[str, str] = {
                     "lit_digest.codistillation"),
     **dict.fromkeys(["SAINT", "SAINTPretrain", "TabularDataModule", "TabularMLP"], "lit_digest.tabular"),
     **dict.fromkeys(["SCFEGAN"], "lit_digest.gan"),
+    **dict.fromkeys(["AET", "AED", "NetworkInNetwork", "AffineTransformation", "ProjectiveTransformation"],
+                    "lit_digest.ssl.aet"),
+    **dict.fromkeys(["GeneratedViewsDataModule", "LatentWalk", "DCGAN"], "lit_digest.ssl.genrep"),
+    **dict.fromkeys(["GPTJ", "GPTJConfig", "CausalLM", "TextDataModule", "CorpusDataModule"], "lit_digest.text"),
+    **dict.fromkeys(["DepthMerge", "DepthEstimation", "ProceduralRGBDDataModule"], "lit_digest.depth"),
+    **dict.fromkeys(["HyperparameterControl", "PlateauController", "LearnedController"], "lit_digest.lr_control"),
     **dict.fromkeys(["FiniteLossGuard", "CheckpointOnException", "ChannelsLast"], "lit_digest.core.callbacks"),
     **dict.fromkeys(["LARS", "Optim"], "lit_digest.core.optim"),
     "MLP": "lit_digest.core.layers",

@@ -23,10 +23,17 @@ import torch
 
 # Every domain, imported here and not by ``import lit_digest``, so that ``model: BYOL`` resolves.
 import lit_digest.codistillation
+import lit_digest.depth.boost
+import lit_digest.depth.data
+import lit_digest.depth.estimator  # lit_digest.depth loads its names lazily: its Lightning classes, imported
 import lit_digest.gan
+import lit_digest.lr_control
 import lit_digest.muse
 import lit_digest.ssl
-import lit_digest.tabular  # noqa: F401
+import lit_digest.ssl.aet
+import lit_digest.ssl.genrep
+import lit_digest.tabular
+import lit_digest.text  # noqa: F401
 from lit_digest.cli.console import listing, overview, quiet, readable_help, resolve_config_paths, short_error
 from lit_digest.cli.runs import find_resumable_run, new_run_dir, run_name, wandb_run_id
 from lit_digest.cli.tracking import WandbSaveConfig, configure_wandb_mode
