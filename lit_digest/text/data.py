@@ -224,8 +224,9 @@ class CorpusDataModule(TextDataModule):
 
     Args:
         corpus: ``"jargon"``: the Jargon File 4.4.7 excerpt shipped with lit_digest (512 KB, public domain), one
-            document; ``"fortunes"`` / ``"fortunes-ru"``: every fortune of Debian's ``fortunes`` (2.6 MB) /
-            ``fortunes-ru`` packages, one document each, read from ``fortunes_dir`` (``apt-get install fortunes``).
+            document; ``"fortunes"`` / ``"fortunes-ru"``: every fortune of Debian's ``fortunes`` (2.5 MB) /
+            ``fortunes-ru`` (3.1 MB) packages, one document each, read from ``fortunes_dir``
+            (``apt-get install fortunes``).
         fortune_sets: only these files of the fortunes folder (e.g. ``[literature, science]``).
         fortunes_dir: where Debian puts them.
         (the rest as ``TextDataModule``)

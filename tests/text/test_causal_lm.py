@@ -171,7 +171,8 @@ def test_half_precision_weights_train_in_float32(quiet_trainer, tmp_path):
 def test_the_docs_comparison_runs_end_to_end(capsys):
     from lit_digest.text.gptj.compare import main
 
-    rows = main(["--corpus", "jargon", "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--val-fraction", "0.01"])
+    rows = main(["--corpus", "jargon", "--steps", "3", "--batch-size", "2", "--seq-len", "32",
+                 "--val-fraction", "0.01"])
     assert [r["model"].split(" ")[0] for r in rows] == ["unigram", "GPT-J,", "GPT-J", "sequential", "full"]
     assert len({r["params"] for r in rows[2:]}) == 2  # the sequential block adds one LayerNorm a layer, no more
     assert "| full rotary | 856,064 |" in capsys.readouterr().out
