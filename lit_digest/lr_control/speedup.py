@@ -7,8 +7,11 @@ For every held-out task (``tasks.HELD_OUT``) and seed it runs the paper's baseli
 AdamW's default 1e-3 with a constant schedule (what a user gets without tuning). The target is the grid's best
 final validation loss at that seed; each method's number is the first step at which its validation loss (measured
 32 times per run) reaches it, and the speedup is the best grid point's steps over the method's. ``--grid-only``
-runs the baselines alone; ``--pool-check`` instead compares the controllers on the meta-training pool itself.
-Prints a Markdown table and writes every curve to ``--out`` (JSON).
+runs the baselines alone; ``--reuse`` takes the runs of earlier ``--out`` files instead of repeating them (every
+run is seeded: a saved curve is the curve a rerun gives), e.g. to add a newly meta-trained policy to a saved
+grid, or to merge task/seed pairs run in separate processes; only the pairs those files hold are reported;
+``--lrs`` changes the grid's learning rates; ``--pool-check`` instead compares the controllers on the
+meta-training pool itself. Prints a Markdown table and writes every curve to ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -54,45 +57,87 @@ def _speedup(grid: list[float], method: list[float]) -> str:
     return text if len(ratios) == len(grid) else f"{text} ({len(ratios)}/{len(grid)})"
 
 
-def run(policy: str | None, seeds: list[int], task_names: list[str], step_scale: float, grid_only: bool) -> dict:
+METHODS = ("grid", "heuristic", "learned")
+
+
+def _method(key: str) -> str:
+    return "grid" if key.startswith("adamw") else key.split()[0]
+
+
+def _saved_runs(paths: list[str], policy: str | None) -> dict:
+    """Runs of earlier ``--out`` files that this command would repeat: ``{(task, steps, seed): (runs, wall)}``,
+    the AdamW grid and the heuristic always, the learned controller's only when it was the same ``policy`` file."""
+    found: dict = {}
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        reuse = {"grid", "heuristic"} | ({"learned"} if policy and saved.get("policy") == policy else set())
+        pairs = [(name, task, seed) for name, task in saved["tasks"].items() for seed in task["seeds"]]
+        for name, task, seed in pairs:
+            runs, wall = found.setdefault((name, task["steps"], int(seed)), ({}, {}))
+            kept = {k: v for k, v in task["seeds"][seed].items() if _method(k) in reuse}
+            runs.update({k: v if k.endswith("decisions") else [tuple(p) for p in v] for k, v in kept.items()})
+            seed_wall = task.get("wall_s", {}).get(seed) or (saved["wall_s"] if len(pairs) == 1 else {})
+            wall.update({m: seed_wall.get(m, 0.0) for m in {_method(k) for k in kept}})
+    return found
+
+
+def run(policy: str | None, seeds: list[int], task_names: list[str], step_scale: float, grid_only: bool,
+        reuse: list[str] = (), lrs: tuple[float, ...] | None = None) -> dict:
     specs = [scaled(s, step_scale, VAL_POINTS) for s in HELD_OUT if (not task_names or s.name in task_names)]
-    results: dict = {"seeds": seeds, "policy": policy, "tasks": {}, "wall_s": {}}
-    wall = dict.fromkeys(["grid", "heuristic", "learned"], 0.0)
+    grid_keys = [(f"adamw lr={lr:g} {schedule}", lr, schedule) for lr in (lrs or GRID_LRS) for schedule in SCHEDULES]
+    results: dict = {"seeds": seeds, "policy": policy, "lrs": [lr for _, lr, _ in grid_keys[::len(SCHEDULES)]],
+                     "tasks": {}, "reused": list(reuse)}
+    saved = _saved_runs(list(reuse), policy)
     for spec in specs:
         if not available(spec):
             print(f"skipping {spec.name}: its data are not on this machine")
             continue
-        task: dict = {"steps": spec.steps, "seeds": {}}
+        task: dict = {"steps": spec.steps, "seeds": {}, "wall_s": {}}
         for seed in seeds:
-            runs: dict = {}
+            runs, saved_wall = saved.get((spec.name, spec.steps, seed), ({}, {}))
+            if reuse and not runs:
+                print(f"{spec.name} seed {seed}: not in the --reuse files, skipped", flush=True)
+                continue
+            wanted = {key for key, _, _ in grid_keys}
+            runs = {k: v for k, v in runs.items() if k in wanted or _method(k) != "grid"}
+            wall = {m: saved_wall.get(m, 0.0) for m in METHODS}
             start = time.perf_counter()
-            for lr in GRID_LRS:
-                for schedule in SCHEDULES:
-                    runs[f"adamw lr={lr:g} {schedule}"] = run_task(spec, seed, lr=lr, schedule=schedule,
-                                                                   val_points=VAL_POINTS)[1]
+            for key, lr, schedule in grid_keys:
+                if key not in runs:  # every run is seeded: a saved curve is the one a rerun gives
+                    runs[key] = run_task(spec, seed, lr=lr, schedule=schedule, val_points=VAL_POINTS)[1]
             wall["grid"] += time.perf_counter() - start
             controllers = {} if grid_only else {"heuristic": lambda: PlateauController()}
             if policy and not grid_only:
                 controllers["learned"] = lambda: LearnedController(checkpoint=policy)
             for name, make in controllers.items():
+                if name in runs:
+                    continue
                 start = time.perf_counter()
                 control = HyperparameterControl(make(), decisions=16)
                 runs[name] = run_task(spec, seed, lr=START_LR, callbacks=[control], val_points=VAL_POINTS)[1]
                 runs[name + " decisions"] = control.history
                 wall[name] += time.perf_counter() - start
-            task["seeds"][seed] = runs
-            print(f"{spec.name} seed {seed}: done ({sum(wall.values()):.0f}s so far)", flush=True)
-        results["tasks"][spec.name] = task
-    results["wall_s"] = wall
+            task["seeds"][seed], task["wall_s"][seed] = runs, wall
+            print(f"{spec.name} seed {seed}: done ({sum(wall.values()):.0f}s)", flush=True)
+        if task["seeds"]:
+            results["tasks"][spec.name] = task
+    results["wall_s"] = {m: sum(t["wall_s"][s][m] for t in results["tasks"].values() for s in t["seeds"])
+                         for m in METHODS}
     return results
 
 
 def table(results: dict) -> str:
-    lines = ["| task | steps | best grid point (per seed) | target: best final val loss | steps to target: best grid "
-             "point / heuristic / learned | speedup: heuristic / learned | final val loss: heuristic / learned |",
-             "|---|---|---|---|---|---|---|"]
+    """One row per task: the best grid point's own steps to its final loss, then those of AdamW at the controllers'
+    start (1e-3, constant: no tuning, no controller), of the heuristic and of the learned controller."""
+    start = f"adamw lr={START_LR:g} constant"
+    lines = ["| task | steps | seeds | best grid point (per seed) | target: best final val loss | steps to target: "
+             "best grid point / untuned start / heuristic / learned | speedup over the best grid point: untuned start "
+             "/ heuristic / learned | final val loss: untuned start / heuristic / learned |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, task in results["tasks"].items():
-        grid_steps, steps, finals, targets, best = [], {"heuristic": [], "learned": []}, {}, [], []
+        grid_steps, targets, best = [], [], []
+        steps: dict[str, list[float]] = {start: [], "heuristic": [], "learned": []}
+        finals: dict[str, list[float]] = {}
         for runs in task["seeds"].values():
             grid = {k: v for k, v in runs.items() if k.startswith("adamw")}
             finals_grid = {k: v[-1][1] for k, v in grid.items() if v and math.isfinite(v[-1][1])}
@@ -104,12 +149,13 @@ def table(results: dict) -> str:
             for method in steps:
                 if method in runs:
                     steps[method].append(steps_to_reach(runs[method], target))
-                    finals.setdefault(method, []).append(runs[method][-1][1])
+                    finals.setdefault(method, []).append(runs[method][-1][1] if runs[method] else math.nan)
         cell = " / ".join(_fmt_steps(steps[m]) if steps[m] else "-" for m in steps)
         speed = " / ".join(_speedup(grid_steps, steps[m]) if steps[m] else "-" for m in steps)
         final = " / ".join(f"{np.mean(finals[m]):.3f}" if m in finals else "-" for m in steps)
-        lines.append(f"| {name} | {task['steps']} | {', '.join(sorted(set(best)))} | {np.mean(targets):.3f} | "
-                     f"{_fmt_steps(grid_steps)} / {cell} | {speed} | {final} |")
+        seeds = " ".join(map(str, task["seeds"]))
+        lines.append(f"| {name} | {task['steps']} | {seeds} | {', '.join(sorted(set(best)))} | {np.mean(targets):.3f} "
+                     f"| {_fmt_steps(grid_steps)} / {cell} | {speed} | {final} |")
     return "\n".join(lines)
 
 
@@ -145,8 +191,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="*", default=[], help=f"held-out task names: {[s.name for s in HELD_OUT]}")
     parser.add_argument("--step-scale", type=float, default=1.0, help="every task's budget times this")
+    parser.add_argument("--lrs", type=float, nargs="+", default=list(GRID_LRS), help="the grid's learning rates")
     parser.add_argument("--grid-only", action="store_true", help="only the AdamW baselines")
     parser.add_argument("--out", default="runs/lr_control-speedup/results.json")
+    parser.add_argument("--reuse", nargs="*", default=[],
+                        help="runs of earlier --out files (grid, heuristic; learned if the same --policy); "
+                             "only the task/seed pairs they hold are reported")
     parser.add_argument("--pool-check", action="store_true", help="instead: the in-distribution check on the pool")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -155,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(pool_check(args.policy))
         print(f"\nwall time {time.perf_counter() - start:.0f}s")
         return {}
-    results = run(args.policy, args.seeds, args.tasks, args.step_scale, args.grid_only)
+    results = run(args.policy, args.seeds, args.tasks, args.step_scale, args.grid_only, args.reuse, tuple(args.lrs))
     results["total_wall_s"] = time.perf_counter() - start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -149,4 +149,4 @@ def test_meta_training_resumes_to_the_same_policy(tmp_path):
     assert from_ckpt.hidden == 16
     controller = LearnedController(checkpoint=str(tmp_path / "whole" / "policy.pt"))
     assert isinstance(controller.policy, type(policy)) and np.isfinite(
-        float(controller.policy(torch.zeros(1, policy.num_features))[1]))
+        float(controller.policy(torch.zeros(1, policy.num_features))[1].detach()))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import pytest
 import torch
 
 from lit_digest.lr_control import NUM_FEATURES, ControllerPolicy, speedup
@@ -33,3 +35,21 @@ def test_one_command_gives_the_table(tmp_path, monkeypatch, capsys):
     grid_finals = {k: v[-1][1] for k, v in runs.items() if k.startswith("adamw")}
     best = min(grid_finals, key=grid_finals.get)
     assert speedup.steps_to_reach(runs[best], grid_finals[best]) <= 64  # the best grid point reaches its own target
+
+    # --reuse: saved runs are taken as they are (the learned one only for the same policy file), and a run that is
+    # repeated gives the very same curve (seeded runs)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    del saved["tasks"]["wine-mlp"]["seeds"]["0"]["heuristic"]
+    (tmp_path / "partial.json").write_text(json.dumps(saved))
+    again = speedup.main(["--policy", str(policy), "--seeds", "0", "1", "--tasks", "wine-mlp", "--step-scale", "0.2",
+                          "--reuse", str(tmp_path / "partial.json"), "--out", str(tmp_path / "again.json")])
+    rerun = again["tasks"]["wine-mlp"]["seeds"]
+    assert list(rerun) == [0]  # seed 1 is in no --reuse file: not run
+    assert rerun[0] == {k: [tuple(p) for p in v] if not k.endswith("decisions") else v for k, v in runs.items()}
+    assert again["wall_s"]["grid"] == pytest.approx(results["wall_s"]["grid"], abs=0.01)  # the saved runs' time
+    assert again["wall_s"]["learned"] == pytest.approx(results["wall_s"]["learned"])
+    subset = speedup.main(["--policy", str(policy), "--seeds", "0", "--tasks", "wine-mlp", "--step-scale", "0.2",
+                           "--lrs", "0.001", "--reuse", str(tmp_path / "results.json"),
+                           "--out", str(tmp_path / "s.json")])
+    assert sorted(k for k in subset["tasks"]["wine-mlp"]["seeds"][0] if k.startswith("adamw")) == [
+        "adamw lr=0.001 constant", "adamw lr=0.001 cosine"]  # --lrs picks the grid, also from reused files
