@@ -320,6 +320,9 @@ def test_an_installed_wheel_carries_the_configs(tmp_path):
     wheel = next((tmp_path / "dist").glob("*.whl"))
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     assert (tmp_path / "site/lit_digest/configs/_base/wandb.yaml").is_file()
+    # and the data files the package reads: the embedded text corpus, the shipped controller policy
+    assert (tmp_path / "site/lit_digest/text/corpus/jargon.txt.gz").is_file()
+    assert (tmp_path / "site/lit_digest/lr_control/pool_policy.pt").is_file()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     proc = subprocess.run([sys.executable, "-m", "lit_digest", "fit", "--config", "byol/cifar10", "--print_config"],
