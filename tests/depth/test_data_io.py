@@ -77,6 +77,9 @@ def test_absent_real_data_names_the_path_and_the_source(tmp_path):
     with pytest.raises(MissingDataError, match=r"middlebury2014 RGB-D pairs not found at .*nowhere.*"
                                                r"vision\.middlebury\.edu.*data\.init_args\.root"):
         RGBDFolderDataModule(str(tmp_path / "nowhere")).setup("fit")
+    with pytest.raises(MissingDataError, match=r"ibims1 RGB-D pairs not found at .*nowhere.*"
+                                               r"asg\.ed\.tum\.de/lmf/ibims1.*data\.init_args\.root"):
+        RGBDFolderDataModule(str(tmp_path / "nowhere"), "ibims1").setup("fit")
     (tmp_path / "rgb").mkdir()
     with pytest.raises(MissingDataError, match="no image with its depth"):
         RGBDFolderDataModule(str(tmp_path), "ibims1").setup("fit")
