@@ -30,12 +30,12 @@ def pooled_copy(path, out, size: int = 16) -> str:
 @pytest.mark.timeout(600)
 def test_short_aet_run_beats_the_mean_guess_and_a_random_encoder(cifar_subset, tmp_path):
     path = pooled_copy(cifar_subset, tmp_path / "cifar16.npz")
-    data = NpzImageDataModule(path=path, batch_size=128, num_workers=0, views=PadCropViews(crop_size=16, padding=2),
+    data = NpzImageDataModule(path=path, batch_size=64, num_workers=0, views=PadCropViews(crop_size=16, padding=2),
                               knn_bank_size=0)
     data.setup()
     seed_everything(0)
-    random_encoder = NetworkInNetwork(width=32)
-    # the official ranges and targets; a short-budget optimiser (AdamW learnt more than SGD in a few CPU epochs)
+    # the official ranges and targets; a short-budget optimiser (AdamW learnt more than SGD in a few CPU epochs) and
+    # batch 64 (twice the steps of 128 for the same compute: 0.451 against 0.446 under the classifier below)
     model = AET(NetworkInNetwork(width=32), AffineTransformation(),
                 optim=Optim(name="adamw", lr=2e-3, weight_decay=1e-4, schedule="warmup_cosine"))
     model = model.to(memory_format=torch.channels_last)  # faster oneDNN convolutions on a CPU
@@ -51,16 +51,23 @@ def test_short_aet_run_beats_the_mean_guess_and_a_random_encoder(cifar_subset, t
         t = model.transform(x, torch.Generator().manual_seed(0))
         squared = (model.predict_transformation(x, t.images) - t.target) ** 2  # (N, 6)
     mean_guess = t.target.var(dim=0, correction=0)  # the best constant prediction, per parameter
-    # measured here: MSE 0.271 vs 0.393 (translations 0.096 / 0.076 vs 0.353 / 0.350)
+    # measured here: MSE 0.270 vs 0.393 (translations 0.066 / 0.073 vs about 0.35 each)
     assert squared.mean() < 0.8 * mean_guess.mean(), (squared.mean(0), mean_guess)
     assert (squared.mean(0)[2:4] < 0.5 * mean_guess[2:4]).all(), (squared.mean(0), mean_guess)
 
-    scores = {}
-    for name, encoder in [("aet", model.backbone), ("random", random_encoder)]:
+    def score(encoder: NetworkInNetwork, seed: int) -> float:
         maps_train = block_features(encoder, train.images, data.prepare_images)
         maps_test = block_features(encoder, test.images, data.prepare_images)
-        torch.manual_seed(0)
-        scores[name] = fit_head(NonLinearHead(tuple(maps_train.shape[1:]), 10), maps_train, train.labels, maps_test,
-                                test.labels, epochs=10)
-    # measured here: 0.448 vs 0.404 (5085 training / 1017 test images at 16 px)
-    assert scores["aet"] > scores["random"] + 0.02, scores
+        torch.manual_seed(seed)
+        return fit_head(NonLinearHead(tuple(maps_train.shape[1:]), 10), maps_train, train.labels, maps_test,
+                        test.labels, epochs=10, seed=seed)
+
+    # one head seed or one random draw moves the accuracy by up to 2 points: AET is scored with three head seeds,
+    # the baseline is three random encoders (one head each)
+    aet = float(np.mean([score(model.backbone, seed) for seed in range(3)]))
+    randoms = []
+    for seed in range(3):
+        torch.manual_seed(100 + seed)
+        randoms.append(score(NetworkInNetwork(width=32), seed))
+    # measured here: 0.451 vs 0.404 (0.411, 0.409, 0.391); 5085 training / 1017 test images at 16 px
+    assert aet > float(np.mean(randoms)) + 0.02, (aet, randoms)
