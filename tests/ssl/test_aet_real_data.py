@@ -6,24 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lit_digest.core.lightning import Trainer, seed_everything
 from lit_digest.core.optim import Optim
 from lit_digest.ssl import NpzImageDataModule
 from lit_digest.ssl.aet import AET, AffineTransformation, NetworkInNetwork, NonLinearHead, PadCropViews
 from lit_digest.ssl.aet.compare import block_features, fit_head
-
-
-def pooled_copy(path, out, size: int = 16) -> str:
-    """The subset average-pooled to ``size`` px (4x less compute per image than 32 px), as an .npz."""
-    with np.load(path) as data:
-        arrays = dict(data)
-    for key in ("train_images", "test_images"):
-        x = torch.as_tensor(arrays[key]).float()
-        arrays[key] = F.adaptive_avg_pool2d(x, size).round().to(torch.uint8).numpy()
-    np.savez(out, **arrays)
-    return str(out)
+from tests.helpers import pooled_copy
 
 
 @pytest.mark.slow
