@@ -9,8 +9,14 @@ from lit_digest.core.checkpoints import load_encoder_weights
 from lit_digest.core.layers import feature_dim_of
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim
-from lit_digest.ssl.losses import masked_cross_entropy
-from lit_digest.ssl.probe import accuracy_metrics, check_num_classes, encoder_predict_step
+from lit_digest.ssl.probe import (
+    accuracy_metrics,
+    check_num_classes,
+    classifier_test_step,
+    classifier_training_step,
+    classifier_validation_step,
+    encoder_predict_step,
+)
 
 __all__ = ["LinearEval", "freeze"]
 
@@ -93,33 +99,17 @@ class LinearEval(LightningModule):
 
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        views, labels = batch
-        x = torch.cat(list(views)) if isinstance(views, (list, tuple)) else views  # (V*B, C, H, W)
-        targets = labels.repeat(x.shape[0] // labels.shape[0])
-        logits = self.classifier(self.features(x))
-        loss = masked_cross_entropy(logits, targets)
-        self.train_acc(logits, targets)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
-        return loss
+        return classifier_training_step(self, batch)
 
     def on_fit_start(self) -> None:
         check_num_classes(self, self.hparams.num_classes)  # before the sanity check can fail on them
 
     # -- evaluation -------------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        if dataloader_idx != 0:  # loader 1 is the kNN bank: set data.init_args.knn_bank_size: 0
-            return
-        x, labels = batch
-        logits = self(x)
-        self.val_acc(logits, labels)
-        self.log("val/loss", masked_cross_entropy(logits, labels), add_dataloader_idx=False)
-        self.log("val/acc", self.val_acc, add_dataloader_idx=False, prog_bar=True)
+        classifier_validation_step(self, batch, dataloader_idx)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        x, labels = batch
-        self.test_acc(self(x), labels)
-        self.log("test/acc", self.test_acc)
+        classifier_test_step(self, batch)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
         """Frozen encoder ``features`` (B, D), class ``logits`` and the ``labels`` when known."""

@@ -1,5 +1,6 @@
 """Small parts every representation method composes (not a base class): the online linear probe,
-per-stage accuracies, and the evaluation steps that feed the kNN monitor."""
+per-stage accuracies, the evaluation steps that feed the kNN monitor, and the steps of a classifier on a frozen
+encoder (``LinearEval``, AET's ``BlockClassifier``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from lit_digest.core.optim import split_decay_groups
 from lit_digest.ssl.losses import masked_cross_entropy
 
 __all__ = ["OnlineProbe", "accuracy_metrics", "check_num_classes", "probe_groups", "probe_validation_step",
-           "probe_test_step", "encoder_predict_step"]
+           "probe_test_step", "classifier_training_step", "classifier_validation_step", "classifier_test_step",
+           "encoder_predict_step"]
 
 
 def accuracy_metrics(num_classes: int) -> tuple[MulticlassAccuracy, MulticlassAccuracy, MulticlassAccuracy]:
@@ -85,6 +87,39 @@ def probe_test_step(module: LightningModule, batch) -> None:
     x, labels = batch
     module.probe.test_acc(module.probe(module.backbone(x)), labels)
     module.log("test/probe_acc", module.probe.test_acc)
+
+
+def classifier_training_step(module: LightningModule, batch) -> torch.Tensor:
+    """Cross-entropy of ``module(x)`` (class logits) on every view of a training batch, logged with the running
+    ``module.train_acc``: the step of a classifier trained on a frozen encoder."""
+    views, labels = batch
+    x = torch.cat(list(views)) if isinstance(views, (list, tuple)) else views  # (V*B, C, H, W)
+    targets = labels.repeat(x.shape[0] // labels.shape[0])  # (V*B,)
+    logits = module(x)  # (V*B, num_classes)
+    loss = masked_cross_entropy(logits, targets)
+    module.train_acc(logits, targets)
+    module.log("train/loss", loss, prog_bar=True)
+    module.log("train/acc", module.train_acc, on_step=False, on_epoch=True)
+    return loss
+
+
+def classifier_validation_step(module: LightningModule, batch, dataloader_idx: int = 0) -> None:
+    """``val/loss`` and ``val/acc`` of ``module(x)`` on the validation split (loader 1, the kNN bank, is skipped:
+    set ``data.init_args.knn_bank_size: 0`` to drop it)."""
+    if dataloader_idx != 0:
+        return
+    x, labels = batch
+    logits = module(x)
+    module.val_acc(logits, labels)
+    module.log("val/loss", masked_cross_entropy(logits, labels), add_dataloader_idx=False)
+    module.log("val/acc", module.val_acc, add_dataloader_idx=False, prog_bar=True)
+
+
+def classifier_test_step(module: LightningModule, batch) -> None:
+    """``test/acc`` of ``module(x)``."""
+    x, labels = batch
+    module.test_acc(module(x), labels)
+    module.log("test/acc", module.test_acc)
 
 
 def encoder_predict_step(module: LightningModule, batch) -> dict[str, torch.Tensor]:
