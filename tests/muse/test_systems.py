@@ -201,10 +201,13 @@ def test_missing_files_name_their_option(tmp_path):
         official.setup()
 
 
-def test_the_final_summary_names_its_selection_rule_and_procrustes_runs_checkpoint(tmp_path, caplog):
+def test_the_final_summary_names_its_selection_rule_and_procrustes_runs_checkpoint(tmp_path, caplog, monkeypatch):
     """The supervised system counts its closed-form steps, so its runs write last.ckpt like the others."""
     import logging
 
+    # rank_zero_info logs to "lightning.pytorch", which Lightning detaches from the root logger (propagate
+    # False) when it is imported before the root has a handler: then caplog would see nothing
+    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
     dm = SyntheticEmbeddingsDataModule(n_words=300, dim=8, dico_train="default", n_train=100)
     fit = trainer(tmp_path, enable_checkpointing=True, max_epochs=3)
     with caplog.at_level(logging.INFO):
