@@ -94,7 +94,7 @@ def test_two_process_fsdp2_equals_one_process(sharded_run):
     assert losses.losses[-1] < losses.losses[0]  # it trained: the equality is not of untouched weights
     # Adam moves a weight by up to lr = 3e-3 a step, so a lost or doubled sharded update shows at ~1e-3; the
     # reduction order of two ranks differs from one process's in the last bits, which Adam's normalisation
-    # amplifies where a gradient is near 0 (one fc_in weight of 4096 once differed by 7.6e-6): 5e-5 between
+    # amplifies where a gradient is near 0 (one fc_in weight of 4096 once differed by 7.6e-6); 5e-5 separates the two
     single = full_weights(lm.model)
     for name, value in single.items():
         torch.testing.assert_close(sharded_run[0]["weights"][name], value, rtol=0, atol=5e-5, msg=name)
