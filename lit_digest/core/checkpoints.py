@@ -1,14 +1,23 @@
-"""Loading an encoder's weights from a lit_digest checkpoint or a plain state_dict file, strictly."""
+"""Checkpoints: loading an encoder's weights strictly, refusing another method's checkpoint at once, and loading
+injected modules without ``weights_only=False``."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import enum
+import importlib
+import inspect
+import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["CheckpointMismatchError", "read_state_dict", "load_encoder_weights"]
+__all__ = ["CheckpointMismatchError", "read_state_dict", "load_encoder_weights", "expect_checkpoint",
+           "trusted_classes"]
 
 
 class CheckpointMismatchError(ValueError):
@@ -95,3 +104,89 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path, prefix: str | Non
         )
     encoder.load_state_dict(selected, strict=True)
     return sorted(selected)
+
+
+_CLI_KEYS = ("_class_path", "_instantiator")
+
+
+def _importable(name: str):
+    module, _, attr = name.rpartition(".")
+    while module:
+        try:
+            obj = importlib.import_module(module)
+        except ImportError:
+            module, _, head = module.rpartition(".")
+            attr = f"{head}.{attr}"
+            continue
+        for part in attr.split("."):
+            obj = getattr(obj, part, None)
+        return obj
+    return None
+
+
+def _trusted(obj) -> bool:
+    """A class whose instances a checkpoint may rebuild: an ``nn.Module`` (an injected backbone), or a
+    dataclass / enum of lit_digest or torch (plain settings such as ``Optim``)."""
+    if not inspect.isclass(obj):
+        return False
+    if issubclass(obj, nn.Module):
+        return True
+    home = obj.__module__.split(".")[0]
+    return home in ("lit_digest", "torch") and (dataclasses.is_dataclass(obj) or issubclass(obj, enum.Enum))
+
+
+@contextlib.contextmanager
+def trusted_classes(path: str | os.PathLike) -> Iterator[None]:
+    """Let ``torch.load(path, weights_only=True)`` rebuild the ``nn.Module`` classes (and lit_digest's settings
+    dataclasses) that the checkpoint names in its hyperparameters, and nothing else: any other class or
+    function it needs is refused with its name."""
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    objects, refused = [], []
+    for name in names:
+        obj = _importable(name)
+        (objects if _trusted(obj) else refused).append(obj if _trusted(obj) else name)
+    if refused:
+        raise ValueError(f"Checkpoint '{path}' needs {', '.join(refused)} to load, which lit_digest does not trust "
+                         "(only nn.Module classes and settings dataclasses are). If you trust the file, load it "
+                         "with load_from_checkpoint(path, weights_only=False).")
+    with torch.serialization.safe_globals(objects):
+        yield
+
+
+def expect_checkpoint(path: str | os.PathLike, cls: type) -> dict:
+    """The Lightning checkpoint at ``path`` if it was saved by ``cls`` (or a subclass); else an error at once.
+
+    Cheap on any size: the tensors are memory-mapped, not read. Raises ``FileNotFoundError`` for no file,
+    ``ValueError`` for a file that is not a Lightning checkpoint, or one whose hyperparameters belong to another
+    method ("not a <Method> checkpoint": their names are not ``cls``'s arguments, or the CLI recorded another
+    class path).
+    """
+    path = Path(path)
+    name = cls.__name__
+    if not path.is_file():
+        raise FileNotFoundError(f"No {name} checkpoint at '{path.resolve()}': give the path of a .ckpt that a "
+                                f"{name} run wrote (runs/<config>/<date>_<time>/checkpoints/last.ckpt).")
+    try:
+        torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as err:
+        raise ValueError(f"'{path}' is not a {name} checkpoint: it cannot be read as a torch checkpoint "
+                         f"({type(err).__name__}: {' '.join(str(err).split())[:200]}).") from err
+    with trusted_classes(path):
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ValueError(f"'{path}' is not a {name} checkpoint: it holds no Lightning state_dict (a plain weights "
+                         "file? load it into the model with load_state_dict).")
+    hparams = dict(state.get("hyper_parameters") or {})
+    saved_class = hparams.get("_class_path")
+    if isinstance(saved_class, str):
+        saved = _importable(saved_class)
+        if inspect.isclass(saved) and not issubclass(saved, cls):
+            raise ValueError(f"'{path}' is not a {name} checkpoint: it was saved by {saved_class}.")
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        foreign = sorted(k for k in hparams if k not in params and k not in _CLI_KEYS)
+        if foreign:
+            raise ValueError(f"'{path}' is not a {name} checkpoint: its hyperparameters "
+                             f"({', '.join(foreign[:6])}{' ...' if len(foreign) > 6 else ''}) are not {name}'s "
+                             "arguments. Give the checkpoint of a run of this method.")
+    return state

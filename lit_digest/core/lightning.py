@@ -63,7 +63,30 @@ def submodule(name: str) -> ModuleType:
     return importlib.import_module(f"{NAMESPACE}.{name}")
 
 
-LightningModule = pl.LightningModule
+
+
+class LightningModule(pl.LightningModule):
+    """``pl.LightningModule`` whose ``load_from_checkpoint(path)`` works on its own for every lit_digest method.
+
+    Methods keep injected modules (a backbone, a generator) in their hyperparameters so that a checkpoint
+    rebuilds them; torch's default ``weights_only=True`` loading refuses those classes. Here the classes a
+    checkpoint names are allowed when they are ``nn.Module`` classes or lit_digest's settings dataclasses, and
+    nothing else (``lit_digest.core.checkpoints.trusted_classes``); a checkpoint of another method is refused at
+    once with one line (``expect_checkpoint``). An explicit ``weights_only`` goes to Lightning as it is.
+    """
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        if "weights_only" in kwargs or not isinstance(checkpoint_path, (str, os.PathLike)):
+            return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
+        from lit_digest.core.checkpoints import expect_checkpoint, trusted_classes
+
+        expect_checkpoint(checkpoint_path, cls)
+        with trusted_classes(checkpoint_path):
+            return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict,
+                                                weights_only=True, **kwargs)
+
+
 LightningDataModule = pl.LightningDataModule
 Callback = pl.Callback
 Trainer = pl.Trainer
