@@ -178,14 +178,16 @@ def expect_checkpoint(path: str | os.PathLike, cls: type) -> dict:
                          "file? load it into the model with load_state_dict).")
     hparams = dict(state.get("hyper_parameters") or {})
     saved_class = hparams.get("_class_path")
-    if isinstance(saved_class, str):
-        saved = _importable(saved_class)
-        if inspect.isclass(saved) and not issubclass(saved, cls):
+    saved = _importable(saved_class) if isinstance(saved_class, str) else None
+    if inspect.isclass(saved):  # the CLI recorded the class (also an old path that lit_digest still maps)
+        if not issubclass(saved, cls):
             raise ValueError(f"'{path}' is not a {name} checkpoint: it was saved by {saved_class}.")
+        return state
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        foreign = sorted(k for k in hparams if k not in params and k not in _CLI_KEYS)
-        if foreign:
+        names = [k for k in hparams if k not in _CLI_KEYS]
+        foreign = sorted(k for k in names if k not in params)
+        if names and len(foreign) * 2 > len(names):  # a renamed argument or two is not another method
             raise ValueError(f"'{path}' is not a {name} checkpoint: its hyperparameters "
                              f"({', '.join(foreign[:6])}{' ...' if len(foreign) > 6 else ''}) are not {name}'s "
                              "arguments. Give the checkpoint of a run of this method.")

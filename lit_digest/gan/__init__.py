@@ -9,12 +9,12 @@
 Methods: ``scfegan/`` (SC-FEGAN, Jo & Park, arXiv 1902.06838).
 """
 
+from lit_digest.core.vgg import VGG16Features, load_vgg16_features
 from lit_digest.gan.faces import FaceConditions, FaceEditingDataset, FaceFolderDataModule, SyntheticFaceDataModule
 from lit_digest.gan.layers import GatedConv2d, GatedConvTranspose2d
 from lit_digest.gan.masks import MaskConfig
 from lit_digest.gan.patchgan import SNPatchGAN
 from lit_digest.gan.scfegan import SCFEGAN, EditingPanels, InpaintingReport, SCFEGANGenerator
-from lit_digest.gan.vgg import VGG16Features, load_vgg16_features
 
 __all__ = [
     "SCFEGAN", "SCFEGANGenerator", "EditingPanels", "InpaintingReport", "GatedConv2d", "GatedConvTranspose2d",

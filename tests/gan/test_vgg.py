@@ -9,7 +9,7 @@ import torchvision
 
 from lit_digest.core.download import MissingDataError
 from lit_digest.gan import SCFEGAN, SCFEGANGenerator, SNPatchGAN, SyntheticFaceDataModule
-from lit_digest.gan.vgg import VGG16_URL, default_vgg16_path, load_vgg16_features
+from lit_digest.core.vgg import VGG16_URL, default_vgg16_path, load_vgg16_features
 
 
 def _random_vgg16_features_file(path):

@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, lr_factor, make_optimizer, steps_per_epoch
+from lit_digest.core.vgg import VGG16Features, load_vgg16_features
 from lit_digest.gan.losses import (
     generator_adversarial_loss,
     gradient_penalty,
@@ -35,7 +36,6 @@ from lit_digest.gan.losses import (
 )
 from lit_digest.gan.patchgan import SNPatchGAN
 from lit_digest.gan.scfegan.generator import SCFEGANGenerator, compose, scfegan_input
-from lit_digest.gan.vgg import VGG16Features, load_vgg16_features
 
 __all__ = ["SCFEGAN"]
 

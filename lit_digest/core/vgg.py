@@ -1,5 +1,6 @@
 """Frozen VGG-16 feature maps for perceptual and style losses, with torchvision's ImageNet weights.
 
+Shared by the domains that need perceptual features (SC-FEGAN, GANs N' Roses, NeRF stylisation).
 SC-FEGAN (arXiv 1902.06838, section 3.3) and PConv (arXiv 1804.07723, section 3.3) compare images on
 the outputs of VGG-16's pool1, pool2 and pool3 layers, VGG-16 pre-trained on ImageNet. The weights are
 torchvision's ``VGG16_Weights.IMAGENET1K_V1`` file, looked up where ``torchvision`` keeps it
@@ -23,7 +24,6 @@ __all__ = ["VGG16_URL", "VGG16Features", "default_vgg16_path", "load_vgg16_featu
 
 VGG16_URL = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url  # https://download.pytorch.org/models/vgg16-397923af.pth
 POOL_LAYERS = {"pool1": 4, "pool2": 9, "pool3": 16, "pool4": 23, "pool5": 30}  # indices in vgg16().features
-SWITCH_OFF = "model.init_args.perceptual_style false"
 
 
 class VGG16Features(nn.Module):
@@ -74,16 +74,21 @@ def default_vgg16_path() -> Path:
 
 
 def load_vgg16_features(path: str | os.PathLike | None = None, download: bool = False,
-                        layers: Sequence[str] = ("pool1", "pool2", "pool3")) -> VGG16Features:
+                        layers: Sequence[str] = ("pool1", "pool2", "pool3"),
+                        options: tuple[str, str, str] = ("model.init_args.vgg_weights", "model.init_args.download_vgg",
+                                                         "model.init_args.perceptual_style false")) -> VGG16Features:
     """``VGG16Features`` with the ImageNet weights from ``path`` (default: torchvision's cache file).
+
+    ``options``: the caller's config options for the message: (the weights path, the download switch, the
+    setting that does without VGG).
 
     Raises ``MissingDataError`` naming the path, the URL and the fixes when the file is absent and
     ``download`` is false, or when the download fails.
     """
     target = Path(path).expanduser() if path is not None else default_vgg16_path()
-    fixes = (f"set model.init_args.vgg_weights to a copy of {os.path.basename(VGG16_URL)}, pass "
-             f"--model.init_args.download_vgg true to download it (528 MB), or turn the perceptual and style "
-             f"losses off with --{SWITCH_OFF}")
+    path_option, download_option, without = options
+    fixes = (f"set {path_option} to a copy of {os.path.basename(VGG16_URL)}, pass --{download_option} true to "
+             f"download it (528 MB), or go without VGG features: --{without}")
     if not target.is_file():
         if not download:
             raise missing_data_error("VGG-16 ImageNet weights (for the perceptual and style losses)", target,
