@@ -1,193 +1,70 @@
-"""``python -m lit_digest fit|validate|test|predict|list --config FILE`` (LightningCLI, subclass mode).
+"""``python -m lit_digest fit|validate|test|predict|list|get`` and the ``lit-digest`` console script.
 
-Models and DataModules are chosen by ``class_path`` in the config: lit_digest's by full path
-(``lit_digest.ssl.BYOL``) or short name (``BYOL``; this module imports every domain package explicitly
-so that the short names resolve), anything importable by full path. Optimisers stay with the methods
-(``auto_configure_optimizers=False``): a top-level ``optimizer:`` key is an error, not a silent
-replacement of the method's ``configure_optimizers``.
+This package's top is light on purpose: ``list``, ``get`` and the overview answer at once, without importing
+Lightning or any domain; ``fit``/``validate``/``test``/``predict`` load ``lit_digest.cli.app`` (LightningCLI in
+subclass mode, every domain imported so that short class names resolve).
 
-- ``runs``: a folder per run, ``--resume auto``; ``tracking``: W&B that never hangs; ``console``: the
-  shipped configs (``list``, ``--config byol/cifar10``), short errors, no set-up noise.
+- ``app``: ``LitDigestCLI`` and ``main``; ``runs``: a folder per run, ``--resume auto``, ``--ckpt_path best``;
+  ``tracking``: W&B in the run; ``console``: the shipped configs, short errors, no set-up noise.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
-import types
-from pathlib import Path
-from typing import Any, Literal
-
-import torch
-
-# Every domain, imported here and not by ``import lit_digest``, so that ``model: BYOL`` resolves.
-import lit_digest.codistillation
-import lit_digest.depth.boost
-import lit_digest.depth.data
-import lit_digest.depth.estimator  # lit_digest.depth loads its names lazily: its Lightning classes, imported
-import lit_digest.gan
-import lit_digest.lr_control
-import lit_digest.muse
-import lit_digest.ssl
-import lit_digest.ssl.aet
-import lit_digest.ssl.genrep
-import lit_digest.tabular
-import lit_digest.text  # noqa: F401
-from lit_digest.cli.console import listing, overview, quiet, readable_help, resolve_config_paths, short_error
-from lit_digest.cli.runs import find_resumable_run, new_run_dir, run_name, wandb_run_id
-from lit_digest.cli.tracking import WandbSaveConfig, configure_wandb_mode
-from lit_digest.core.lightning import LightningDataModule, LightningModule, submodule
-
-LightningCLI = submodule("cli").LightningCLI
+from typing import Any
 
 __all__ = ["LitDigestCLI", "main", "run", "configure_wandb_mode"]
 
-RUNS_ROOT = Path("runs")
 
+def _fast(argv: list[str]) -> int | None:
+    """Answer ``list``, ``get`` and the bare overview without Lightning; None for everything else."""
+    if argv[:1] in (["list"], ["configs"]):
+        from lit_digest.cli.console import listing
 
-def _class_name(cfg: Any) -> str:
-    return str(getattr(cfg, "class_path", "") or "").rsplit(".", 1)[-1]
-
-
-def _short_parser_errors(parser: Any, config_files: list[str]) -> None:
-    """A mistyped key gets a few lines with the closest valid key instead of the full usage text."""
-    full = parser.error
-
-    def error(self, message: str, *args, **kwargs):
-        text = short_error(str(message), config_files)
-        if text is None:
-            return full(message, *args, **kwargs)
-        print(text, file=sys.stderr)
-        raise SystemExit(2)
-
-    parser.error = types.MethodType(error, parser)
-
-
-class LitDigestCLI(LightningCLI):
-    """LightningCLI in subclass mode, with lit_digest's run folders (``lit_digest.runs``) and ``--resume auto``."""
-
-    def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs) -> None:
-        self._argv = args
-        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
-        super().__init__(
-            LightningModule,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_callback=WandbSaveConfig,
-            auto_configure_optimizers=False,
-            args=args,
-            run=run,
-            **kwargs,
-        )
-
-    def init_parser(self, **kwargs):
-        parser = super().init_parser(**kwargs)
-        argv = self._argv if self._argv is not None else sys.argv[1:]
-        _short_parser_errors(parser, [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"])
-        return parser
-
-    def before_fit(self) -> None:
-        _summary(self)
-
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.add_argument(
-            "--resume", type=Literal["auto"] | None, default=None,
-            help="auto: continue the newest run of this config (runs/<name>/...) from its newest checkpoint",
-        )
-
-    def before_instantiate_classes(self) -> None:
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        name = run_name(list(cfg.get("config") or []), getattr(cfg.model, "class_path", None))
-        trainer = cfg.trainer
-        resume = cfg.get("resume") == "auto" or cfg.get("ckpt_path") == "last"
-        if resume:
-            found = find_resumable_run(RUNS_ROOT, name)
-            if found is None:
-                raise SystemExit(f"lit_digest: nothing to resume: no run of '{name}' with a checkpoint under "
-                                 f"'{(RUNS_ROOT / name).resolve()}'. Start one without --resume / --ckpt_path last.")
-            cfg.ckpt_path = str(found[1])
-            print(f"lit_digest: using {cfg.ckpt_path}, the newest checkpoint of '{name}'", file=sys.stderr)
-        ckpt = Path(str(cfg.get("ckpt_path") or ""))
-        continuing = self.subcommand == "fit" and ckpt.parent.name == "checkpoints" and trainer.default_root_dir is None
-        if continuing:
-            trainer.default_root_dir = str(ckpt.parent.parent)  # a resumed run goes on in its own folder
-        if trainer.default_root_dir is None:
-            trainer.default_root_dir = str(new_run_dir(RUNS_ROOT, name))
-        run_dir = Path(trainer.default_root_dir)
-        loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
-        for logger in loggers:
-            if _class_name(logger) == "WandbLogger":
-                args = logger.init_args
-                args.name = args.name or name
-                args.save_dir = str(run_dir) if args.save_dir in (None, ".") else args.save_dir
-                if continuing and args.get("id") is None:
-                    args.id = wandb_run_id(run_dir)  # the same W&B run goes on
-        for callback in trainer.callbacks or []:
-            if _class_name(callback) == "ModelCheckpoint" and callback.init_args.dirpath is None:
-                callback.init_args.dirpath = str(run_dir / "checkpoints")
-        if trainer.get("enable_model_summary") is None:  # one line (before_fit) instead of Lightning's table
-            trainer.enable_model_summary = False
-        if trainer.logger in (False, None) and trainer.callbacks:  # a callback that needs a logger would crash
-            kept = [c for c in trainer.callbacks if _class_name(c) != "LearningRateMonitor"]
-            if len(kept) < len(trainer.callbacks):
-                print("lit_digest: no logger, so the LearningRateMonitor callback is left out", file=sys.stderr)
-                trainer.callbacks = kept
-
-
-def _count(n: int) -> str:
-    return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} K"
-
-
-def _summary(cli: LitDigestCLI) -> None:
-    model, trainer = cli.model, cli.trainer
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    size = (f"{_count(trainable)} trainable parameters of {_count(total)}" if total else
-            "built from the data when it starts")  # SAINT sizes itself on the table's columns
-    print(f"lit_digest: {type(model).__name__} ({size}) on {type(cli.datamodule).__name__}; run folder "
-          f"{trainer.default_root_dir}", file=sys.stderr, flush=True)
-
-
-def main(args: list[str] | None = None) -> LitDigestCLI | None:
-    """Run the command line on ``args`` (default: ``sys.argv[1:]``) and return the LitDigestCLI (None for
-    ``list`` and the overview)."""
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in ("list", "configs"):
         print(listing())
-        return None
-    if argv in ([], ["-h"], ["--help"]):
+        return 0
+    if argv[:1] == ["get"]:
+        from lit_digest.cli.get import main as get
+
+        return get(argv[1:])
+    if not argv:
+        from lit_digest.cli.console import overview
+
         print(overview())
-        if not argv:
-            return None
-    if argv[0] in ("fit", "validate", "test", "predict") and not {"-h", "--help", "--print_config"} & set(argv):
-        configure_wandb_mode()
-    quiet()
-    readable_help()
-    if torch.cuda.is_available():
-        torch.set_float32_matmul_precision("high")  # TF32 for the fp32 parts
-    argv = resolve_config_paths(argv)
-    if args is None:  # from the command line: LightningCLI reads sys.argv itself
-        sys.argv[1:] = argv
-        return LitDigestCLI()
-    return LitDigestCLI(args=argv)
+        return 0
+    return None
 
 
 def run() -> int:
     """The ``lit-digest`` console script (and ``python -m lit_digest``): exit status 0 after a successful run.
     An error lit_digest raised about the user's settings or data (a wrong value, a missing file, a non-finite
-    loss) is printed as its message with where it came from, status 1; ``LIT_DIGEST_TRACEBACK=1`` shows the
-    whole traceback, as does any other error."""
+    loss), also deep inside the building of a nested class (where the argument parser wraps it in its own
+    errors), is printed as its one-line message with where it came from, status 1 (``lit_digest.core.console``);
+    ``LIT_DIGEST_TRACEBACK=1`` shows the whole traceback, as does any other error."""
+    from lit_digest.core.console import script
+
+    fast = _fast(sys.argv[1:])
+    if fast is not None:
+        return fast
+    from lit_digest.cli.app import main
+
     try:
-        main()
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as err:
-        frames = traceback.extract_tb(err.__traceback__)
-        ours = Path(__file__).resolve().parents[1]
-        if os.environ.get("LIT_DIGEST_TRACEBACK") or not frames or ours not in Path(frames[-1].filename).parents:
+        return script(main)()
+    except SystemExit as stop:
+        if type(stop).__name__ != "SIGTERMException":
             raise
-        where = f"{Path(frames[-1].filename).relative_to(ours.parent)}:{frames[-1].lineno}"
-        print(f"lit_digest: {type(err).__name__}: {err}\n  (raised at {where}; LIT_DIGEST_TRACEBACK=1 shows the "
-              "traceback)", file=sys.stderr)
-        return 1
-    return 0
+        # Lightning stopped at the end of the batch; CheckpointOnException saved interrupted-step=N.ckpt
+        print("lit_digest: stopped by SIGTERM; continue the run with --resume auto", file=sys.stderr, flush=True)
+        return 128 + 15
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("LitDigestCLI", "main"):
+        from lit_digest.cli import app
+
+        return getattr(app, name)
+    if name == "configure_wandb_mode":
+        from lit_digest.core.tracking import configure_wandb_mode
+
+        return configure_wandb_mode
+    raise AttributeError(f"module 'lit_digest.cli' has no attribute {name!r}")

@@ -171,11 +171,23 @@ _ALIASES = {"learning_rate": "lr", "lr_rate": "lr", "wd": "weight_decay", "decay
 
 
 def _params(cls: Any) -> dict[str, Any]:
-    try:
-        return {p.name: p.default for p in inspect.signature(cls).parameters.values() if p.name not in ("args",
-                                                                                                           "kwargs")}
-    except (ValueError, TypeError):
-        return {}
+    """A class's init arguments with their defaults, following ``**kwargs`` to the base classes' ``__init__``
+    (as jsonargparse does: ``DigitsDataModule(**kwargs)`` takes its base's ``batch_size``)."""
+    out: dict[str, Any] = {}
+    for klass in getattr(cls, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (ValueError, TypeError):
+            break
+        for name, p in params.items():
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                out.setdefault(name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return out
 
 
 def _class_keys(config: Any, prefix: str = "") -> set[str]:
@@ -199,14 +211,19 @@ def _class_keys(config: Any, prefix: str = "") -> set[str]:
     return keys
 
 
+_TOP_LEVEL = ("seed_everything", "trainer", "model", "data", "ckpt_path", "resume", "config")
+
+
 def short_error(message: str, config_files: list[str]) -> str | None:
-    """A few lines for a mistyped option, with the closest valid key; None for any other parser error."""
+    """A few lines for a mistyped option (on the command line or in a config file, at any depth), with the
+    closest valid key; None for any other parser error."""
     import yaml
 
     bad = re.search(r"(?:Option|Key) ['\"]([\w.]+)['\"] is not (?:accepted|expected)", message)
-    if not bad:
+    group = re.search(r"Group ['\"](\w+)['\"] does not accept option ['\"]([\w.]+)['\"]", message)
+    if not (bad or group):
         return None
-    wrong = bad.group(1)
+    wrong = bad.group(1) if bad else f"{group.group(1)}.{group.group(2)}"
     owner = re.findall(r"class_path ['\"]([\w.]+)['\"]", message)
     keys: set[str] = set()
     for file in config_files:
@@ -214,13 +231,27 @@ def short_error(message: str, config_files: list[str]) -> str | None:
             keys |= _class_keys(yaml.safe_load(Path(file).read_text()) or {})
         except (OSError, yaml.YAMLError):
             continue
+    if group and group.group(1) == "trainer":
+        from lit_digest.core.lightning import Trainer
+
+        keys |= {f"trainer.{name}" for name in _params(Trainer)}
+    elif owner:  # the class the key was given to: its own arguments, wherever the files name it
+        module, _, name = owner[-1].rpartition(".")
+        try:
+            params = _params(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError, ValueError):
+            params = {}
+        leaf_path = next((k.rsplit(".", 1)[0] for k in sorted(keys, key=len) if k.rsplit(".", 1)[-1] in params), "")
+        keys |= {f"{leaf_path}.{p}" if leaf_path else p for p in params}
+    elif "." not in wrong:
+        keys |= set(_TOP_LEVEL)
     leaf = wrong.rsplit(".", 1)[-1]
     by_leaf: dict[str, str] = {}
     for key in sorted(keys, key=len):
         by_leaf.setdefault(key.rsplit(".", 1)[-1], key)
     close = difflib.get_close_matches(_ALIASES.get(leaf, leaf), list(by_leaf), n=1, cutoff=0.6)
-    where = f" of {owner[-1]}" if owner else ""
-    lines = [f"lit_digest: unknown option '{wrong}'{where}."]
+    where = f" of {owner[-1]}" if owner else (f" of {group.group(1)}" if group else "")
+    lines = [f"lit_digest: unknown option '{leaf}'{where}."]
     if close:
         lines.append(f"Did you mean {by_leaf[close[0]]}?")
     lines.append("Every option and its value: add --print_config; a class's own: --model.help <class>.")

@@ -10,12 +10,14 @@ its own folder. An explicit ``trainer.default_root_dir`` is used as the run fold
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_DIR_ENV", "run_name", "new_run_dir", "latest_checkpoint", "find_resumable_run", "wandb_run_id"]
+__all__ = ["RUN_DIR_ENV", "run_name", "new_run_dir", "latest_checkpoint", "find_resumable_run", "wandb_run_id",
+           "write_identity", "identity_mismatch", "best_checkpoint"]
 
 RUN_DIR_ENV = "LIT_DIGEST_RUN_DIR"  # set by the launching process, so DDP ranks it re-runs share its folder
 
@@ -65,15 +67,28 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return candidates[-1] if candidates else None
 
 
-def find_resumable_run(root: Path, name: str) -> tuple[Path, Path] | None:
-    """(run folder, checkpoint) of the newest run of ``name`` under ``root`` that has a checkpoint."""
+def find_resumable_run(root: Path, name: str, config_files: list[str] | None = None
+                       ) -> tuple[Path, Path] | None:
+    """(run folder, checkpoint) of the newest run of ``name`` under ``root`` that has a checkpoint and, when
+    ``config_files`` are given, was started with the same config files (overlays included: ``byol/cifar10``
+    with ``byol/smoke`` is another run than without). Raises ``ValueError`` naming the mismatch when runs of
+    ``name`` exist but none of these configs."""
     base = root / name
     if not base.is_dir():
         return None
+    other = None
     for run in sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
         ckpt = latest_checkpoint(run)
-        if ckpt is not None:
+        if ckpt is None:
+            continue
+        mismatch = identity_mismatch(run, config_files) if config_files is not None else None
+        if mismatch is None:
             return run, ckpt
+        other = other or (run, mismatch)
+    if other is not None:
+        raise ValueError(f"nothing to resume with these configs: the newest run of '{name}' ({other[0]}) is another "
+                         f"config combination: {other[1]}. Resume it with the same --config files, or start "
+                         "afresh without --resume.")
     return None
 
 
@@ -82,3 +97,58 @@ def wandb_run_id(run_dir: Path) -> str | None:
     runs = sorted((run_dir / "wandb").glob("*run-*-*"), key=lambda p: p.name)
     runs = [r for r in runs if r.is_dir()]
     return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
+IDENTITY = "run.json"  # the config files a run was started with: --resume auto continues only the same ones
+
+
+def write_identity(run_dir: Path, config_files: list[str]) -> None:
+    """Record the config files (overlays included, in order) a run was started with."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / IDENTITY).write_text(json.dumps({"configs": [_config_id(c) for c in config_files]}, indent=1))
+
+
+def _config_id(path: str) -> str:
+    """A config file as the same config whatever the working folder: shipped configs by their name under
+    ``configs/`` (``byol/smoke.yaml``), other files by their absolute path."""
+    p = Path(path).resolve()
+    parts = p.parts
+    if "configs" in parts:
+        return "/".join(parts[len(parts) - parts[::-1].index("configs"):])
+    return str(p)
+
+
+def identity_mismatch(run_dir: Path, config_files: list[str]) -> str | None:
+    """Why ``run_dir`` is not a run of ``config_files`` (other overlays, other order), or None when it is (or
+    when the run predates run.json)."""
+    file = run_dir / IDENTITY
+    if not file.is_file():
+        return None
+    theirs = json.loads(file.read_text()).get("configs", [])
+    ours = [_config_id(c) for c in config_files]
+    if theirs == ours:
+        return None
+    return (f"it was started with --config {' --config '.join(theirs)}, this command has "
+            f"--config {' --config '.join(ours)}")
+
+
+def best_checkpoint(run_dir: Path) -> tuple[Path | None, str | None, float | None]:
+    """(path, monitored metric, score) of the best checkpoint of ``run_dir``, as its ``ModelCheckpoint`` recorded
+    it in the newest checkpoint; (None, monitor, None) when it monitors nothing or recorded no best."""
+    import torch
+
+    from lit_digest.core.checkpoints import trusted_classes
+
+    newest = latest_checkpoint(run_dir)
+    if newest is None:
+        return None, None, None
+    with trusted_classes(newest):
+        state = torch.load(newest, map_location="cpu", mmap=True, weights_only=True)
+    for key, value in (state.get("callbacks") or {}).items():
+        if str(key).startswith("ModelCheckpoint") and isinstance(value, dict):
+            path, monitor = value.get("best_model_path"), value.get("monitor")
+            score = value.get("best_model_score")
+            if path and monitor and Path(path).is_file():
+                return Path(path), monitor, float(score) if score is not None else None
+            return None, monitor, None
+    return None, None, None

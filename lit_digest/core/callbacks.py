@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Literal
 
@@ -11,7 +12,8 @@ import torch
 
 from lit_digest.core.lightning import Callback, LightningModule, Trainer, pl
 
-__all__ = ["FiniteLossGuard", "CheckpointOnException", "ChannelsLast", "PredictionWriter", "run_dir", "write_columns"]
+__all__ = ["FiniteLossGuard", "CheckpointOnException", "ChannelsLast", "PredictionWriter", "run_dir", "write_columns",
+           "MonitoredMetricCheck", "ProgressBar"]
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -56,7 +58,7 @@ class FiniteLossGuard(Callback):
             buffer.copy_(saved)
         step = trainer.global_step
         path = run_dir(trainer) / "checkpoints" / f"nonfinite-step={step}.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         raise FloatingPointError(
             f"{what} at epoch {trainer.current_epoch}, step {step}. The last finite weights and statistics are "
             f"saved in {path}. Usual fixes: a lower learning rate, gradient clipping (--trainer.gradient_clip_val "
@@ -84,7 +86,7 @@ class CheckpointOnException(Callback):
         ckpt = trainer.checkpoint_callback
         folder = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir)
         path = folder / f"interrupted-step={trainer.global_step}.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         pl.utilities.rank_zero_info(f"Training stopped by {type(exception).__name__}; checkpoint saved to {path}")
 
 
@@ -174,3 +176,55 @@ def write_columns(columns: dict, path: Path, fmt: str) -> None:
     frame = pd.DataFrame({"split": columns["split"], **{k: (list(v.numpy()) if v.ndim > 1 else v.numpy())
                                                         for k, v in tensors.items()}})
     frame.to_parquet(path)
+
+
+class MonitoredMetricCheck(Callback):
+    """Warns once when a callback monitors a metric the run never logs (a ``ModelCheckpoint(monitor=
+    'val/auroc')`` on a multi-class table that logs ``val/acc``), naming the closest logged keys; a
+    ``ModelCheckpoint`` then keeps the newest checkpoint instead of crashing the run, and an ``EarlyStopping``
+    stops being strict about it. The command line adds this callback to every run.
+
+    Checked after each validation (not the sanity check), or after each training epoch when the run has no
+    validation, so a metric logged only by validation is not reported missing before validation ran.
+    """
+
+    def __init__(self) -> None:
+        self._warned: set[int] = set()
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not sum(trainer.num_val_batches or [0]):
+            self._check(trainer)
+
+    def _check(self, trainer: Trainer) -> None:
+        logged = sorted(trainer.callback_metrics)
+        for callback in trainer.callbacks:
+            monitor = getattr(callback, "monitor", None)
+            if not isinstance(monitor, str) or monitor in logged or id(callback) in self._warned:
+                continue
+            self._warned.add(id(callback))
+            close = difflib.get_close_matches(monitor, logged, n=3, cutoff=0.3) or logged[:6]
+            then = ""
+            if isinstance(callback, pl.callbacks.ModelCheckpoint):
+                callback.monitor, callback.save_top_k = None, 1
+                then = " It keeps the newest checkpoint instead."
+            elif isinstance(callback, pl.callbacks.EarlyStopping):
+                callback.strict = False
+                then = " It will not stop the run."
+            pl.utilities.rank_zero_warn(
+                f"{type(callback).__name__} monitors '{monitor}', which this run does not log (it logs "
+                f"{', '.join(close) or 'nothing'}).{then} Set the callback's monitor to a logged metric.")
+
+
+class ProgressBar(pl.callbacks.RichProgressBar):
+    """Lightning's rich progress bar, reading "Epoch 3" rather than "Epoch 3/-2" when steps or time, not epochs,
+    bound the run (``max_epochs=-1``). The command line uses it in place of the default rich bar."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = super()._get_train_description(current_epoch)
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs < 0:
+            text = text.replace(f"Epoch {current_epoch}/{self.trainer.max_epochs - 1}", f"Epoch {current_epoch}")
+        return text
