@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench measured clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## every benchmarks/*.py: speed and memory of each method (CPU, and CUDA when present)
 	@for bench in benchmarks/*.py; do echo "== $$bench"; WANDB_MODE=disabled $(PY) $$bench || exit 1; done
+
+measured: $(STAMP)  ## re-run the README's fast measured rows and compare; list slow rows older than their code
+	OMP_NUM_THREADS=1 $(PY) -m lit_digest measured
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -41,6 +41,29 @@ def smoke_overlay(config: str) -> list[str]:
     return ["--config", str(overlay)]
 
 
+def print_measured(name: str, numbers: dict[str, float]) -> None:
+    """Print the numbers a README row quotes as the line ``python -m lit_digest measured`` reads back (the same
+    line as ``lit_digest.core.measured.MeasuredRun.finish``)."""
+    import json
+
+    from lit_digest.core.measured import MEASURED_PREFIX
+
+    print(MEASURED_PREFIX + json.dumps({"name": name, "numbers": {k: round(float(v), 4) for k, v in numbers.items()}}),
+          flush=True)
+
+
+def smoke_devices(config: str) -> int:
+    """Devices the smoke run of ``config`` asks for (its overlay has the last word)."""
+    import yaml
+
+    devices = 1
+    for path in [ROOT / config, *[Path(a) for a in smoke_overlay(config)[1:]]]:
+        trainer = (yaml.safe_load(path.read_text()) or {}).get("trainer")
+        if isinstance(trainer, dict) and isinstance(trainer.get("devices"), int):
+            devices = trainer["devices"]
+    return devices
+
+
 class ReportStart(Callback):
     """A callback (``--trainer.callbacks+=tests.helpers.ReportStart``) that prints the step training starts at."""
 

@@ -13,20 +13,10 @@ import torch
 import yaml
 
 from lit_digest.cli import configure_wandb_mode, main
-from tests.helpers import ROOT, run_cli, shipped_configs, smoke_overlay
+from tests.helpers import ROOT, run_cli, shipped_configs, smoke_devices, smoke_overlay
 
 CONFIGS = shipped_configs()
 QUICK = ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
-
-
-def _devices(config: str) -> int:
-    """Devices the smoke run of ``config`` asks for (its overlay has the last word)."""
-    devices = 1
-    for path in [ROOT / config, *[Path(a) for a in smoke_overlay(config)[1:]]]:
-        trainer = (yaml.safe_load(path.read_text()) or {}).get("trainer")
-        if isinstance(trainer, dict) and isinstance(trainer.get("devices"), int):
-            devices = trainer["devices"]
-    return devices
 
 
 def _kept(base, printed) -> bool:
@@ -74,33 +64,21 @@ def _logging_setup(config: str) -> tuple:
     return model["class_path"], trainer, tuple(overrides)
 
 
-# every config with W&B disabled; with the logger off, the first config of each logging set-up (31 set-ups in 80; a
-# second config of the same system, callbacks and strategy only changes data and sizes), single-process ones
-# only, 28 (a multi-process run costs two interpreters, and one logging mode is enough for it)
+# With the logger off, the first config of each logging set-up (a second config of the same system, callbacks and
+# strategy only changes data and sizes), single-process ones only (a multi-process run costs two interpreters, and
+# one logging mode is enough for it). Every config trains with W&B disabled in tests/test_contract.py.
 ONE_PER_SETUP = sorted({_logging_setup(c): c for c in reversed(CONFIGS)}.values())
-SMOKE_RUNS = [(c, "wandb_disabled") for c in CONFIGS] + [(c, "logger_off") for c in ONE_PER_SETUP if _devices(c) == 1]
+LOGGER_OFF_RUNS = [c for c in ONE_PER_SETUP if smoke_devices(c) == 1]
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("config", "logging"), SMOKE_RUNS)
-def test_every_config_trains_with_its_smoke_overlay(config, logging, tmp_path, monkeypatch):
-    """The config as shipped (its strategy included), on its folder's tiny data, with W&B disabled
-    (WANDB_MODE=disabled) and with the logger off (--trainer.logger false), the README's two ways to go
-    without W&B (0.1 crashed on 23 of 38 configs with the logger off, and on every one with W&B disabled): the
-    run finishes, its metrics are finite, and a method that has an optimiser took steps. (W&B offline, the
-    default, is run by the quickstart tests.) The logger-off runs cover each logging set-up once."""
+@pytest.mark.parametrize("config", LOGGER_OFF_RUNS)
+def test_a_config_trains_with_the_logger_off(config, tmp_path, monkeypatch):
+    """The README's second way to go without W&B (``--trainer.logger false``; 0.1 crashed on 23 of 38 configs):
+    the run finishes, its metrics are finite, and a method that has an optimiser took steps. The logger-off runs
+    cover each logging set-up once."""
     args = ["fit", "--config", str(ROOT / config), *smoke_overlay(config), "--trainer.default_root_dir",
-            str(tmp_path / "run"), "--trainer.enable_progress_bar", "false"]
-    if logging == "logger_off":
-        args += ["--trainer.logger", "false"]
-    else:
-        monkeypatch.setenv("WANDB_MODE", "disabled")
-    if _devices(config) > 1:  # several processes: Lightning's launcher re-runs the command, so run it as a user does
-        proc = run_cli(args, cwd=ROOT, env={"WANDB_MODE": os.environ["WANDB_MODE"]})
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-        state = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
-        assert state["global_step"] > 0
-        return
+            str(tmp_path / "run"), "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
     monkeypatch.chdir(ROOT)  # smoke overlays name files of the repository (e.g. README.md as a text corpus)
     cli = main(args)
     trainer = cli.trainer
@@ -126,7 +104,7 @@ def test_a_rerun_of_a_config_trains_from_scratch(folder, tmp_path, monkeypatch, 
             "--trainer.logger", "false", "--trainer.callbacks+=tests.helpers.ReportStart"]
     outs = []
     for _ in range(2):
-        if _devices(config) > 1:
+        if smoke_devices(config) > 1:
             proc = run_cli(args, cwd=tmp_path)
             assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
             outs.append(proc.stdout + proc.stderr)
@@ -350,3 +328,112 @@ def test_an_installed_wheel_carries_the_configs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "lit_digest.ssl.BYOL" in proc.stdout and str(tmp_path / "site") in proc.stdout + str(
         __import__("lit_digest").__file__) or "WandbLogger" in proc.stdout
+
+
+def test_list_and_get_answer_without_importing_lightning():
+    """0.2's `python -m lit_digest list` took 28 s: it imported every domain (and Lightning) first."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lit_digest.cli import _fast; _fast(['list']); "
+            "print(sorted(m for m in ('lightning', 'torch', 'lit_digest.ssl') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("max_epochs: 60", "max_epoch: 60", "Did you mean trainer.max_epochs?"),
+    ("batch_size: 128", "batchsize: 128", "Did you mean data.init_args.batch_size?"),  # an argument of a base class
+    ("width: 32", "widht: 32", "Did you mean model.init_args.backbone.init_args.width?"),
+    ("seed_everything: 0", "seed_everythin: 0", "Did you mean seed_everything?"),
+])
+def test_a_typo_in_a_config_file_gets_the_closest_key(old, new, expected, tmp_path, capsys):
+    """0.2 named the closest key only for keys that the file itself spelled right elsewhere, and printed the
+    parser's usage for a trainer key."""
+    text = (ROOT / "configs/quickstart.yaml").read_text().replace("_base/wandb.yaml", "false")
+    assert old in text
+    (tmp_path / "typo.yaml").write_text(text.replace(old, new))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(tmp_path / "typo.yaml"), "--print_config"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+
+
+def _fit_quickstart(tmp_path, *extra):
+    base = ["--config", str(ROOT / "configs/quickstart.yaml"), "--config", str(ROOT / "configs/smoke.yaml"), *QUICK]
+    return run_cli(["fit", *base, "--trainer.max_epochs", "2", *extra], cwd=tmp_path), base
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fit_prints_its_best_checkpoint_and_test_takes_it_by_name(tmp_path):
+    """`fit` ends with the best validation score and its checkpoint; `validate --ckpt_path best` (a new process)
+    finds that checkpoint again, as `test --ckpt_path best` does for methods with a test step."""
+    import re
+
+    fit, base = _fit_quickstart(tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    line = re.search(r"lit_digest: best val/knn_acc = ([\d.]+) at (\S+\.ckpt)", fit.stdout)
+    assert line, fit.stdout[-2000:]
+    best = Path(line.group(2))
+    assert best.is_file() and best.name != "last.ckpt"
+    again = run_cli(["validate", *base, "--ckpt_path", "best"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"using {best}, the best checkpoint of 'quickstart'" in again.stderr
+    assert "dirpath has changed" not in again.stderr + again.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_resume_auto_continues_only_a_run_of_the_same_config_files(tmp_path):
+    """0.2's `--resume auto` picked the newest run of another overlay combination and crashed on a size
+    mismatch: a run's identity includes its overlays."""
+    fit, base = _fit_quickstart(tmp_path, "--trainer.max_epochs", "1")
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    other = run_cli(["fit", "--config", str(ROOT / "configs/quickstart.yaml"), *QUICK, "--resume", "auto"],
+                    cwd=tmp_path)
+    assert other.returncode == 1, other.stderr[-3000:]
+    last = other.stderr.strip().splitlines()[-1]
+    assert "another config combination" in last and "--config smoke.yaml" in last and "Traceback" not in other.stderr
+
+
+def test_a_callback_monitoring_a_metric_that_never_appears_warns_once(quiet_trainer, tmp_path):
+    """0.2: `ModelCheckpoint(monitor='val/auroc')` crashed a multi-class SAINT run after its first epoch."""
+    import warnings
+
+    from lit_digest.core.callbacks import MonitoredMetricCheck
+    from lit_digest.core.lightning import pl
+    from tests.test_contract import Foreign
+
+    class Logs(Foreign):
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/acc", self.layer(batch).mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.randn(8, 3), batch_size=4)
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, monitor="val/auroc", mode="max")
+    trainer = quiet_trainer(max_epochs=3, enable_checkpointing=True, callbacks=[MonitoredMetricCheck(), checkpoint])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(Logs(), data, data)
+    said = [str(w.message) for w in caught if "does not log" in str(w.message)]
+    assert len(said) == 1 and "'val/auroc'" in said[0] and "val/acc" in said[0], said
+    assert trainer.state.finished and list(tmp_path.glob("*.ckpt"))
+
+
+def test_the_progress_bar_names_no_negative_last_epoch():
+    from lit_digest.core.callbacks import ProgressBar
+
+    bar = ProgressBar()
+    bar._trainer = type("T", (), {"max_epochs": -1})()
+    assert bar._get_train_description(3).strip() == "Epoch 3"
+    bar._trainer = type("T", (), {"max_epochs": 10})()
+    assert bar._get_train_description(3).strip() == "Epoch 3/9"

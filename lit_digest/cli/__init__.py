@@ -17,7 +17,7 @@ __all__ = ["LitDigestCLI", "main", "run", "configure_wandb_mode"]
 
 
 def _fast(argv: list[str]) -> int | None:
-    """Answer ``list``, ``get`` and the bare overview without Lightning; None for everything else."""
+    """Answer ``list``, ``get``, ``measured`` and the bare overview without Lightning; None for everything else."""
     if argv[:1] in (["list"], ["configs"]):
         from lit_digest.cli.console import listing
 
@@ -27,6 +27,11 @@ def _fast(argv: list[str]) -> int | None:
         from lit_digest.cli.get import main as get
 
         return get(argv[1:])
+    if argv[:1] == ["measured"]:
+        from lit_digest.cli.measured import main as measured
+        from lit_digest.core.console import script
+
+        return script(measured)(argv[1:])
     if not argv:
         from lit_digest.cli.console import overview
 

@@ -154,16 +154,16 @@ class LitDigestCLI(LightningCLI):
             write_identity(Path(self.trainer.default_root_dir), self._config_files)
 
     def after_fit(self) -> None:
-        checkpoint = self.trainer.checkpoint_callback
-        if checkpoint is None or not self.trainer.is_global_zero:
+        if not self.trainer.is_global_zero:
             return
-        if checkpoint.monitor and checkpoint.best_model_path:
-            score = checkpoint.best_model_score
-            print(f"lit_digest: best {checkpoint.monitor} = {float(score):.4g} at {checkpoint.best_model_path}"
+        checkpoints = self.trainer.checkpoint_callbacks
+        best = next((c for c in checkpoints if c.monitor and c.best_model_path), None)
+        last = next((c.last_model_path for c in checkpoints if c.last_model_path), None)
+        if best is not None:
+            print(f"lit_digest: best {best.monitor} = {float(best.best_model_score):.4g} at {best.best_model_path}"
                   " (test it: --ckpt_path best)", flush=True)
-        elif checkpoint.last_model_path:
-            print(f"lit_digest: last checkpoint {checkpoint.last_model_path} (no validation metric is monitored)",
-                  flush=True)
+        elif last:
+            print(f"lit_digest: last checkpoint {last} (no validation metric is monitored)", flush=True)
 
 
 def _resolve_checkpoint(name: str, config_files: list[str], which: str) -> Path:

@@ -7,7 +7,6 @@ import dataclasses
 import difflib
 import importlib
 import importlib.resources
-import inspect
 import logging
 import re
 import warnings
@@ -171,23 +170,10 @@ _ALIASES = {"learning_rate": "lr", "lr_rate": "lr", "wd": "weight_decay", "decay
 
 
 def _params(cls: Any) -> dict[str, Any]:
-    """A class's init arguments with their defaults, following ``**kwargs`` to the base classes' ``__init__``
-    (as jsonargparse does: ``DigitsDataModule(**kwargs)`` takes its base's ``batch_size``)."""
-    out: dict[str, Any] = {}
-    for klass in getattr(cls, "__mro__", ()):
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        try:
-            params = inspect.signature(init).parameters
-        except (ValueError, TypeError):
-            break
-        for name, p in params.items():
-            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                out.setdefault(name, p.default)
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            break
-    return out
+    """A class's init arguments with their defaults (through ``**kwargs`` to its bases, as jsonargparse reads them)."""
+    from lit_digest.core.checkpoints import init_arguments
+
+    return init_arguments(cls) or {}
 
 
 def _class_keys(config: Any, prefix: str = "") -> set[str]:

@@ -144,11 +144,13 @@ def best_checkpoint(run_dir: Path) -> tuple[Path | None, str | None, float | Non
         return None, None, None
     with trusted_classes(newest):
         state = torch.load(newest, map_location="cpu", mmap=True, weights_only=True)
+    monitors = []
     for key, value in (state.get("callbacks") or {}).items():
-        if str(key).startswith("ModelCheckpoint") and isinstance(value, dict):
-            path, monitor = value.get("best_model_path"), value.get("monitor")
-            score = value.get("best_model_score")
-            if path and monitor and Path(path).is_file():
-                return Path(path), monitor, float(score) if score is not None else None
-            return None, monitor, None
+        if str(key).startswith("ModelCheckpoint") and isinstance(value, dict) and value.get("monitor"):
+            path, score = value.get("best_model_path"), value.get("best_model_score")
+            if path and Path(path).is_file():
+                return Path(path), value["monitor"], float(score) if score is not None else None
+            monitors.append(value["monitor"])
+    if monitors:
+        return None, monitors[0], None
     return None, None, None

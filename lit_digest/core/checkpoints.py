@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 __all__ = ["CheckpointMismatchError", "read_state_dict", "load_encoder_weights", "expect_checkpoint",
-           "trusted_classes"]
+           "trusted_classes", "init_arguments"]
 
 
 class CheckpointMismatchError(ValueError):
@@ -109,6 +109,27 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path, prefix: str | Non
 _CLI_KEYS = ("_class_path", "_instantiator")
 
 
+def init_arguments(cls: type) -> dict[str, object] | None:
+    """A class's init arguments and their defaults, following ``**kwargs`` to the base classes' ``__init__`` (as
+    jsonargparse does: ``SupCon(**kwargs)`` takes SimCLR's); None when ``**kwargs`` reaches a class that takes
+    anything (Lightning's own ``__init__(*args, **kwargs)``)."""
+    out: dict[str, object] = {}
+    for klass in getattr(cls, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (ValueError, TypeError):
+            return None
+        for name, p in params.items():
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                out.setdefault(name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return out
+    return None
+
+
 def _importable(name: str):
     module, _, attr = name.rpartition(".")
     while module:
@@ -183,8 +204,8 @@ def expect_checkpoint(path: str | os.PathLike, cls: type) -> dict:
         if not issubclass(saved, cls):
             raise ValueError(f"'{path}' is not a {name} checkpoint: it was saved by {saved_class}.")
         return state
-    params = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    params = init_arguments(cls)
+    if params is not None:
         names = [k for k in hparams if k not in _CLI_KEYS]
         foreign = sorted(k for k in names if k not in params)
         if names and len(foreign) * 2 > len(names):  # a renamed argument or two is not another method

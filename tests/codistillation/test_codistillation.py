@@ -31,7 +31,7 @@ from lit_digest.codistillation.sharding import GroupShardSampler
 from lit_digest.codistillation.strategy import CodistillationStrategy, check_world_size
 from lit_digest.core.lightning import Callback, Trainer, seed_everything
 from lit_digest.core.optim import Optim
-from tests.helpers import CIFAR_SUBSET, ROOT
+from tests.helpers import CIFAR_SUBSET, ROOT, print_measured
 
 REPO = ROOT
 
@@ -592,7 +592,8 @@ def test_cifar_subset_codistillation_lowers_churn_without_losing_accuracy():
     finally:
         torch.set_num_threads(threads)
     independent, codistilled = results["independent"], results["codistilled"]
-    print({k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()})
+    print_measured("codistillation-cifar-subset", {f"{k}_{m.split('/')[-1]}": 100 * v for k, r in results.items()
+                                                   for m, v in r.items() if m in ("test/churn", "test/acc")})
     # alpha=0: two models on disjoint halves that never talk, i.e. two independently trained models
     assert codistilled["test/churn"] < independent["test/churn"] - 0.03
     assert codistilled["test/acc"] >= independent["test/acc"] - 0.01

@@ -26,7 +26,7 @@ from lit_digest.ssl import (
     SyntheticImageDataModule,
 )
 from lit_digest.ssl.knn import extract_features, knn_accuracy
-from tests.helpers import CIFAR_SUBSET
+from tests.helpers import CIFAR_SUBSET, print_measured
 
 
 def quiet_trainer(tmp_path, **kw) -> Trainer:
@@ -178,7 +178,8 @@ def test_trained_encoders_beat_a_random_one_and_supervised_is_best(small_cifar, 
     scores = {"random": _evaluate(None, small_cifar, tmp_path)}
     for cls in (SimCLR, SupCon, Supervised):
         scores[cls.__name__] = _evaluate(_pretrain(cls, small_cifar, tmp_path), small_cifar, tmp_path)
-    print(scores)
+    print_measured("ssl-eval-cifar-subset", {f"{name.lower()}_{m}": 100 * v for name, s in scores.items()
+                                             for m, v in s.items()})
     for metric in ("knn", "linear"):
         for name in ("SimCLR", "SupCon", "Supervised"):
             assert scores[name][metric] > scores["random"][metric] + 0.02, (name, metric, scores)
