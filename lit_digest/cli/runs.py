@@ -86,9 +86,9 @@ def find_resumable_run(root: Path, name: str, config_files: list[str] | None = N
             return run, ckpt
         other = other or (run, mismatch)
     if other is not None:
-        raise ValueError(f"nothing to resume with these configs: the newest run of '{name}' ({other[0]}) is another "
-                         f"config combination: {other[1]}. Resume it with the same --config files, or start "
-                         "afresh without --resume.")
+        raise ValueError(f"no run of these configs to take a checkpoint from: the newest run of '{name}' "
+                         f"({other[0]}) is another config combination: {other[1]}. Use the same --config files, give "
+                         "a checkpoint's path (--ckpt_path <file>), or, to train, start afresh without --resume.")
     return None
 
 
