@@ -95,8 +95,8 @@ def run_row(row: dict[str, Any], timeout: float = 900) -> tuple[dict[str, float]
     out = proc.stdout + proc.stderr
     numbers: dict[str, float] = {}
     for line in out.splitlines():
-        if line.startswith(PREFIX):
-            record = json.loads(line[len(PREFIX):])
+        if PREFIX in line:  # pytest -s may print the test file's name before it on the same line
+            record = json.loads(line[line.index(PREFIX) + len(PREFIX):])
             if row.get("name") in (None, record.get("name")):
                 numbers.update(record.get("numbers", {}))
     if proc.returncode != 0:
