@@ -273,6 +273,11 @@ class GPTJ(nn.Module):
 
     def forward(self, tokens: Tensor, cache: KVCache | None = None, attention_mask: Tensor | None = None,
                 position_ids: Tensor | None = None) -> Tensor:
+        return self.lm_head(self.hidden_states(tokens, cache, attention_mask, position_ids))  # (B, T, V)
+
+    def hidden_states(self, tokens: Tensor, cache: KVCache | None = None, attention_mask: Tensor | None = None,
+                      position_ids: Tensor | None = None) -> Tensor:
+        """The final LayerNorm's output ``(B, T, D)``, what the output head reads (a classification head too)."""
         B, T = tokens.shape
         past = 0 if cache is None else cache.length
         if past + T > self.config.n_positions:
@@ -287,7 +292,7 @@ class GPTJ(nn.Module):
                 x = checkpoint(block, x, sin, cos, mask, cache, use_reentrant=False)
             else:
                 x = block(x, sin, cos, mask, cache)
-        return self.lm_head(self.ln_f(x))  # (B, T, V)
+        return self.ln_f(x)
 
     def reset_parameters(self) -> None:
         """A new draw of mesh-transformer-jax's initialisation for every layer."""
