@@ -9,3 +9,20 @@ the method has no sensible default (say why in a comment).
 from __future__ import annotations
 
 CASES: dict = {}
+
+
+def _author_attribution():
+    from lit_digest.text.authors import AuthorAttribution, LabelledTextDataModule
+
+    return AuthorAttribution(), LabelledTextDataModule()
+
+
+def _controlled_lm():
+    from lit_digest.text.authors import ControlledLM, LabelledTextDataModule
+
+    # the one DataModule serves passages (attribution, its default) or control-prefixed windows (the LM)
+    return ControlledLM(), LabelledTextDataModule(batches="lm")
+
+
+CASES["AuthorAttribution"] = _author_attribution
+CASES["ControlledLM"] = _controlled_lm

@@ -55,9 +55,11 @@ def decode_utf8(data: bytes, where: str | os.PathLike, offset: int = 0) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        bad = data[err.start:err.start + 4]
-        raise ValueError(f"{where}: byte offset {offset + err.start} is not UTF-8 ({err.reason}, bytes {bad!r}); "
-                         "convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.utf8`") from None
+        start, reason = err.start, err.reason
+    # raised outside the handler: the decoder's own error is no part of the message's chain
+    raise ValueError(f"{where}: byte offset {offset + start} is not UTF-8 ({reason}, bytes "
+                     f"{data[start:start + 4]!r}); convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > "
+                     "FILE.utf8`")
 
 
 def read_folder(root: str | os.PathLike) -> list[Document]:
@@ -112,13 +114,23 @@ def read_table(path: str | os.PathLike, text_column: str = "text", label_column:
     return docs
 
 
-_ATTRIBUTION = re.compile(r"\n\s*(--|—)[^\n]*(\n[ \t]+[^\n]*)*\s*$")
+_DASH = re.compile(r"^\s*(--|—)\s*\S")
 
 
 def strip_attribution(text: str) -> str:
-    """A fortune without its closing attribution (``\\t\\t-- Terry Pratchett, "Mort"`` and its continuation
-    lines): a name would give the label away without the style."""
-    return _ATTRIBUTION.sub("", text).rstrip()
+    """A fortune without its attribution lines (``\t\t-- Terry Pratchett, "Mort"`` and its indented continuation
+    lines), wherever they are: a name would give the label away without the style. A dash line counts when it is
+    indented or the last line."""
+    lines, out, inside = text.split("\n"), [], False
+    for number, line in enumerate(lines):
+        if _DASH.match(line) and (line[:1].isspace() or number == len(lines) - 1):
+            inside = True
+            continue
+        if inside and line[:1].isspace() and line.strip():
+            continue  # the attribution goes on
+        inside = False
+        out.append(line)
+    return "\n".join(out).rstrip()
 
 
 def read_fortune_topics(folder: str | os.PathLike = FORTUNES_DIR, sets: Sequence[str] | None = None,

@@ -1,7 +1,8 @@
 """The measured command: attribution, conditioned generation and memorisation, each beside a classical baseline.
 
     python -m lit_digest.text.authors.experiment --seeds 0 1          # Debian's fortunes (apt-get install fortunes)
-    python -m lit_digest.text.authors.experiment --corpus dictionaries --labels bierce jargon   # shipped, no package
+    python -m lit_digest.text.authors.experiment --corpus dictionaries   # the shipped corpus, no package
+    python -m lit_digest.text.authors.experiment --path my_corpus/       # <label>/*.txt, or a .csv / .jsonl
 
 For each seed (the document split, the initialisations, the batches and the samples all follow it):
 
@@ -52,7 +53,7 @@ def _trainer(steps: int, folder) -> Trainer:
 
 
 def _data(s: dict, seed: int, batches: str) -> LabelledTextDataModule:
-    data = LabelledTextDataModule(corpus=s["corpus"], labels=s["labels"], batches=batches,
+    data = LabelledTextDataModule(corpus=s["corpus"], path=s["path"], labels=s["labels"], batches=batches,
                                   passage_len=s["passage_len"], max_documents=s["max_documents"],
                                   seq_len=s["seq_len"], split_seed=seed, batch_size=s["batch_size"],
                                   test_fraction=s["test_fraction"], val_fraction=0.1)
@@ -141,7 +142,7 @@ def run_seed(s: dict, seed: int, folder) -> dict[str, float]:
     generator = torch.Generator(device=lm.device).manual_seed(seed)
     n = s["samples_per_label"]
     asks = [label for label in range(k) for _ in range(n)]
-    index = NgramIndex([p.text for p in data.passages["train"]])
+    index = NgramIndex([d.text for d in data.documents["train"]])
     for name, conditioning, labels in (("prefix", "prefix", asks), ("in_context", "in_context", asks),
                                        ("unconditioned", "prefix", [-1] * len(asks))):
         start = time.perf_counter()
@@ -183,6 +184,8 @@ ROWS = {
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="fortunes", choices=["fortunes", "fortunes-ru", "dictionaries"])
+    parser.add_argument("--path", default=None, help="your own corpus instead: a folder <path>/<label>/*.txt or a "
+                        ".csv/.jsonl with text and label columns")
     parser.add_argument("--labels", nargs="+", default=None, help=f"default: {' '.join(FORTUNE_TOPICS)} for "
                         "fortunes, all labels otherwise")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
@@ -194,20 +197,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lm-steps", type=int, default=600)
     parser.add_argument("--lm-lr", type=float, default=2e-3)
-    parser.add_argument("--cls-steps", type=int, default=200)
+    parser.add_argument("--cls-steps", type=int, default=300)
     parser.add_argument("--cls-lr", type=float, default=1e-3)
     parser.add_argument("--samples-per-label", type=int, default=10)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--shots", type=int, default=2)
-    parser.add_argument("--scored-passages", type=int, default=120, help="test passages ranked by LM likelihood")
+    parser.add_argument("--scored-passages", type=int, default=90, help="test passages ranked by LM likelihood")
     parser.add_argument("--copy-words", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="parent folder of the run (default runs/measured)")
     args = parser.parse_args(argv)
-    if args.labels is None and args.corpus == "fortunes":
+    if args.labels is None and args.corpus == "fortunes" and args.path is None:
         args.labels = FORTUNE_TOPICS
+    for seed in args.seeds:  # a mistake in the data is one line before anything runs
+        _data(vars(args), seed, "lm")
     torch.set_num_threads(args.threads)
     for name in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -74,7 +74,7 @@ class ControlledLM(CausalLM):
         shots: real passages in an in-context prompt.
         classifier: an ``AuthorAttribution`` checkpoint whose verdicts join the TF-IDF baseline's in the report.
         copy_words: a shared run of this many words or more counts as copied (memorised).
-        real_passages: real held-out passages shown per label.
+        real_texts: real held-out documents shown per label.
         report: ``"html"`` or ``"markdown"``.
     """
 
@@ -85,15 +85,15 @@ class ControlledLM(CausalLM):
                  max_new_tokens: int = 96, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = 0.9, memory_report: bool = False,
                  conditioning: Literal["prefix", "in_context"] = "prefix", shots: int = 2,
-                 classifier: str | None = None, copy_words: int = 8, real_passages: int = 3,
+                 classifier: str | None = None, copy_words: int = 8, real_texts: int = 3,
                  report: Literal["html", "markdown"] = "html") -> None:
         if conditioning not in ("prefix", "in_context"):
             raise ValueError(f"conditioning must be 'prefix' or 'in_context', got {conditioning!r}")
         if report not in ("html", "markdown"):
             raise ValueError(f"report must be 'html' or 'markdown', got {report!r}")
-        if shots < 1 or copy_words < 1 or real_passages < 0:
-            raise ValueError(f"shots and copy_words must be >= 1 and real_passages >= 0, got {shots}, {copy_words}, "
-                             f"{real_passages}")
+        if shots < 1 or copy_words < 1 or real_texts < 0:
+            raise ValueError(f"shots and copy_words must be >= 1 and real_texts >= 0, got {shots}, {copy_words}, "
+                             f"{real_texts}")
         super().__init__(model=model, pretrained=pretrained, optim=optim, z_loss=z_loss,
                          activation_checkpointing=activation_checkpointing, samples=samples,
                          max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -138,7 +138,7 @@ class ControlledLM(CausalLM):
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         announce(path, len(self._rows), "samples")
         report = build_report(self.trainer.datamodule, self._rows, self.hparams.classifier,
-                                self.hparams.copy_words, self.hparams.real_passages,
+                                self.hparams.copy_words, self.hparams.real_texts,
                                 folder / ("report.html" if self.hparams.report == "html" else "report.md"))
         announce(report, 1, "report")
         self._rows = []

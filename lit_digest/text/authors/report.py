@@ -45,6 +45,12 @@ _INTRO = ("A language model was trained on the texts below, grouped by {kind}, a
           "that copying is visible. A shared run of {copy} words or more counts as copied.")
 
 
+def _shown(prompt: str, most: int = 300) -> str:
+    """A prompt on one line, its line breaks written ``\\n``."""
+    text = prompt.replace("\n", "\\n")
+    return text if len(text) <= most else text[:most] + "..."
+
+
 def _marked_html(text: str, span: tuple[int, int]) -> str:
     a, b = span
     if b <= a:
@@ -66,7 +72,7 @@ def render_html(title: str, sections: list[Section], notes: list[str], copy_word
     out += [f"<p>{html.escape(n)}</p>" for n in notes]
     for section in sections:
         name = "No label asked (unconditioned)" if section.label is None else section.label
-        out.append(f"<h2>{html.escape(name)}</h2><p>Prompt: <code>{html.escape(section.prompt)!s}</code></p>")
+        out.append(f"<h2>{html.escape(name)}</h2><p>Prompt: <code>{html.escape(_shown(section.prompt))}</code></p>")
         out.append("<table><tr><th>generated</th><th>verdict</th><th>nearest real training text</th></tr>")
         for e in section.samples:
             flag = f"<br><span class='copied'>copied: {e.run} words</span>" if e.run >= copy_words else (
@@ -94,7 +100,7 @@ def render_markdown(title: str, sections: list[Section], notes: list[str], copy_
     out = [f"# {title}", "", _INTRO.format(kind=kind, copy=copy_words), "", *notes, ""]
     for section in sections:
         out += [f"## {'No label asked (unconditioned)' if section.label is None else section.label}", "",
-                f"Prompt: `{section.prompt!r}`", "", "| generated | verdict | nearest real training text |",
+                f"Prompt: `{_shown(section.prompt)}`", "", "| generated | verdict | nearest real training text |",
                 "|---|---|---|"]
         for e in section.samples:
             flag = f" **copied: {e.run} words**" if e.run >= copy_words else f" (longest shared run: {e.run} words)"
@@ -117,6 +123,17 @@ def write_report(path: str | Path, title: str, sections: list[Section], notes: l
     return path
 
 
+def _shorten(text: str, span: tuple[int, int], most: int = 600) -> tuple[str, tuple[int, int]]:
+    """``text`` cut to about ``most`` characters around ``span`` (marked with "..."), and the span in the cut."""
+    if len(text) <= most:
+        return text, span
+    start = max(0, min(span[0] - most // 3, len(text) - most))
+    head = "..." if start else ""
+    cut = head + text[start:start + most] + ("..." if start + most < len(text) else "")
+    shift = len(head) - start
+    return cut, (span[0] + shift, span[1] + shift) if span[1] > span[0] else (0, 0)
+
+
 def classifier_verdicts(path: str, data: Any, texts: list[str]) -> list[tuple[str, float]]:
     """``(label, probability)`` of an ``AuthorAttribution`` checkpoint for each text (its first passage)."""
     from lit_digest.core.checkpoints import expect_checkpoint
@@ -137,7 +154,7 @@ def classifier_verdicts(path: str, data: Any, texts: list[str]) -> list[tuple[st
     return out
 
 
-def build_report(data: Any, rows: list[dict], classifier: str | None, copy_words: int, real_passages: int,
+def build_report(data: Any, rows: list[dict], classifier: str | None, copy_words: int, real_texts: int,
                  path: Path) -> Path:
     """The report of ``rows`` (``{"label", "prompt", "sample"}``, label None for unconditioned) of ``data`` (a
     set-up ``LabelledTextDataModule``): the TF-IDF baseline fitted on its training passages, the classifier's
@@ -147,9 +164,9 @@ def build_report(data: Any, rows: list[dict], classifier: str | None, copy_words
 
     train = data.passages["train"]
     baseline = CharNgramBaseline().fit([p.text for p in train], [p.label for p in train], len(data.labels))
-    index = NgramIndex([p.text for p in train])
-    real = {label: [p.text for p in data.passages["test"] if p.label == k][:real_passages]
-            for k, label in enumerate(data.labels)}
+    index = NgramIndex([d.text for d in data.documents["train"]])
+    real = {label: [_shorten(d.text, (0, 0))[0] for d in data.documents["test"] if d.label == label][:real_texts]
+            for label in data.labels}
     texts = [r["sample"] for r in rows]
     all_real = [t for label in data.labels for t in real[label]]
 
@@ -171,8 +188,8 @@ def build_report(data: Any, rows: list[dict], classifier: str | None, copy_words
             if row["label"] != label:
                 continue
             m = index.longest(row["sample"])
-            samples.append(Entry(row["sample"], verdict, index.texts[m.text] if m.text >= 0 else "", m.length,
-                                 m.query_span, m.text_span))
+            nearest, span = _shorten(index.texts[m.text], m.text_span) if m.text >= 0 else ("", (0, 0))
+            samples.append(Entry(row["sample"], verdict, nearest, m.length, m.query_span, span))
             matched += label is not None and verdict["TF-IDF baseline"][0] == label
             copied += m.length >= copy_words
         prompt = next((r["prompt"] for r in rows if r["label"] == label), "")
