@@ -146,6 +146,12 @@ class LabelledTextDataModule(LightningDataModule):
         separator: between the documents of a label's stream (and after a prompt's prefix).
         val_fraction, test_fraction, split_seed: the split by document (stratified by label).
         samples_per_label: samples that ``predict`` asks for, for each label and for no label.
+        conditioning: how ``predict`` asks for a label: ``"prefix"`` (its control prefix) or ``"in_context"``
+            (``shots`` real training passages of it as the prompt).
+        classifier: an ``AuthorAttribution`` checkpoint whose verdicts join the TF-IDF baseline's in the report.
+        copy_words: in the report, a run of this many shared words or more counts as copied.
+        real_texts: real held-out documents the report shows per label.
+        report: ``"html"`` (``report.html``) or ``"markdown"`` (``report.md``).
         batch_size, num_workers: as usual.
     """
 
@@ -155,8 +161,11 @@ class LabelledTextDataModule(LightningDataModule):
                  batches: Literal["passages", "lm"] = "passages", passage_len: int = 128, min_passage_len: int = 16,
                  max_documents: int | None = None, seq_len: int = 128, control_format: str = "[{label}]\n",
                  null_control: float = 0.1, separator: str = "\n\n", val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, split_seed: int = 0, samples_per_label: int = 4, batch_size: int = 32,
-                 num_workers: int = 0, fortunes_dir: str = str(FORTUNES_DIR)) -> None:
+                 test_fraction: float = 0.2, split_seed: int = 0, samples_per_label: int = 4,
+                 conditioning: Literal["prefix", "in_context"] = "prefix", shots: int = 2,
+                 classifier: str | None = None, copy_words: int = 8, real_texts: int = 3,
+                 report: Literal["html", "markdown"] = "html", batch_size: int = 32, num_workers: int = 0,
+                 fortunes_dir: str = str(FORTUNES_DIR)) -> None:
         super().__init__()
         if corpus not in ("dictionaries", "fortunes", "fortunes-ru"):
             raise ValueError(f"corpus must be 'dictionaries', 'fortunes' or 'fortunes-ru', got {corpus!r}; a folder "
@@ -169,6 +178,12 @@ class LabelledTextDataModule(LightningDataModule):
                              f"{samples_per_label}")
         if "{label}" not in control_format:
             raise ValueError(f"control_format must contain {{label}}, got {control_format!r}")
+        if conditioning not in ("prefix", "in_context") or report not in ("html", "markdown"):
+            raise ValueError(f"conditioning must be 'prefix' or 'in_context' and report 'html' or 'markdown', got "
+                             f"{conditioning!r}, {report!r}")
+        if shots < 1 or copy_words < 1 or real_texts < 0:
+            raise ValueError(f"shots and copy_words must be >= 1 and real_texts >= 0, got {shots}, {copy_words}, "
+                             f"{real_texts}")
         if not 0.0 <= null_control < 1.0:
             raise ValueError(f"null_control must be in [0, 1), got {null_control}")
         self.corpus, self.path, self.keep_labels = corpus, path, labels
@@ -179,6 +194,8 @@ class LabelledTextDataModule(LightningDataModule):
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.samples_per_label, self.batch_size, self.num_workers = samples_per_label, batch_size, num_workers
         self.fortunes_dir = fortunes_dir
+        self.conditioning, self.shots, self.classifier = conditioning, shots, classifier
+        self.copy_words, self.real_texts, self.report = copy_words, real_texts, report
         self.tokenizer = load_tokenizer(tokenizer)
         self.labels: list[str] = []
         self.documents: dict[str, list[Document]] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -55,12 +55,14 @@ def cut_at_separator(text: str, separator: str) -> str:
 def sample_texts(model: torch.nn.Module, tokenizer: Any, prompts: list[str], max_new_tokens: int, separator: str,
                  temperature: float = 1.0, top_p: float | None = 0.9, top_k: int | None = None,
                  batch_size: int = 32, generator: torch.Generator | None = None) -> list[str]:
-    """One sample per prompt: the continuation, cut at the first separator."""
+    """One sample per prompt: the continuation (at most ``max_new_tokens``, and at most half the model's context),
+    cut at the first separator."""
     out = []
-    limit = model.config.n_positions
+    new_tokens = min(max_new_tokens, model.config.n_positions // 2)  # leave the prompt half the context at least
+    keep = model.config.n_positions - new_tokens  # a longer prompt keeps its end
     for start in range(0, len(prompts), batch_size):
-        ids = [tokenizer.encode(p)[-(limit - max_new_tokens):] for p in prompts[start:start + batch_size]]
-        new = generate(model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        ids = [tokenizer.encode(p)[-keep:] for p in prompts[start:start + batch_size]]
+        new = generate(model, ids, new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                        eos_token_id=getattr(tokenizer, "eos_token_id", None), generator=generator)
         out += [cut_at_separator(tokenizer.decode(n), separator) for n in new]
     return out
@@ -69,13 +71,10 @@ def sample_texts(model: torch.nn.Module, tokenizer: Any, prompts: list[str], max
 class ControlledLM(CausalLM):
     """``CausalLM`` on control-prefixed windows; ``predict`` writes the samples and the report.
 
-    Args (besides ``CausalLM``'s, here with a tiny byte-level model and a small model's learning rate):
-        conditioning: ``"prefix"`` (the trained control prefix) or ``"in_context"`` (``shots`` real passages).
-        shots: real passages in an in-context prompt.
-        classifier: an ``AuthorAttribution`` checkpoint whose verdicts join the TF-IDF baseline's in the report.
-        copy_words: a shared run of this many words or more counts as copied (memorised).
-        real_texts: real held-out documents shown per label.
-        report: ``"html"`` or ``"markdown"``.
+    Args: ``CausalLM``'s, here with a tiny byte-level model and a small model's learning rate. What ``predict`` asks
+    for and how it reports it are the DataModule's options (``samples_per_label``, ``conditioning``, ``shots``,
+    ``classifier``, ``copy_words``, ``real_texts``, ``report``): Lightning's CLI takes a module's options from the
+    checkpoint that ``predict`` reads, the DataModule's from the command line.
     """
 
     def __init__(self, model: GPTJConfig = TINY, pretrained: str | None = None,
@@ -83,17 +82,7 @@ class ControlledLM(CausalLM):
                                       final_lr_ratio=0.1),
                  z_loss: float = 1e-4, activation_checkpointing: bool = False, samples: int = 1,
                  max_new_tokens: int = 96, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = 0.9, memory_report: bool = False,
-                 conditioning: Literal["prefix", "in_context"] = "prefix", shots: int = 2,
-                 classifier: str | None = None, copy_words: int = 8, real_texts: int = 3,
-                 report: Literal["html", "markdown"] = "html") -> None:
-        if conditioning not in ("prefix", "in_context"):
-            raise ValueError(f"conditioning must be 'prefix' or 'in_context', got {conditioning!r}")
-        if report not in ("html", "markdown"):
-            raise ValueError(f"report must be 'html' or 'markdown', got {report!r}")
-        if shots < 1 or copy_words < 1 or real_texts < 0:
-            raise ValueError(f"shots and copy_words must be >= 1 and real_texts >= 0, got {shots}, {copy_words}, "
-                             f"{real_texts}")
+                 top_p: float | None = 0.9, memory_report: bool = False) -> None:
         super().__init__(model=model, pretrained=pretrained, optim=optim, z_loss=z_loss,
                          activation_checkpointing=activation_checkpointing, samples=samples,
                          max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -116,7 +105,7 @@ class ControlledLM(CausalLM):
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict[str, Any]]:
         data, h = self.trainer.datamodule, self.hparams
-        prompts = [build_prompt(data, int(label), int(k), h.conditioning, h.shots)
+        prompts = [build_prompt(data, int(label), int(k), data.conditioning, data.shots)
                    for label, k in zip(batch["label"], batch["sample"])]
         texts = sample_texts(self.model, data.tokenizer, prompts, h.max_new_tokens, data.separator, h.temperature,
                              h.top_p, h.top_k, batch_size=len(prompts))
@@ -137,8 +126,8 @@ class ControlledLM(CausalLM):
             for row in self._rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         announce(path, len(self._rows), "samples")
-        report = build_report(self.trainer.datamodule, self._rows, self.hparams.classifier,
-                                self.hparams.copy_words, self.hparams.real_texts,
-                                folder / ("report.html" if self.hparams.report == "html" else "report.md"))
+        data = self.trainer.datamodule
+        report = build_report(data, self._rows, data.classifier, data.copy_words, data.real_texts,
+                              folder / ("report.html" if data.report == "html" else "report.md"))
         announce(report, 1, "report")
         self._rows = []

@@ -15,6 +15,7 @@ Hugging Face GPT-J folder; without it, from a fresh initialisation.
 from __future__ import annotations
 
 import csv
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,7 +138,8 @@ class AuthorAttribution(LightningModule):
         fresh = trainer is not None and trainer.ckpt_path is None and trainer.state.fn == "fit"
         if self.hparams.pretrained and fresh:
             model = load_pretrained_lm(self.hparams.pretrained)
-            self.config = self.hparams.model = model.config  # the checkpoint records the sizes it was built with
+            self.config = model.config  # the checkpoint records the sizes it was built with, in the form given
+            self.hparams.model = asdict(model.config) if isinstance(self.hparams.model, dict) else model.config
         else:
             model = GPTJ(self.config)
         data = getattr(trainer, "datamodule", None)
