@@ -34,6 +34,11 @@ def likelihood_attribution(model: torch.nn.Module, data: Any, passages: Sequence
         for label in labels:
             prompt = build_prompt(data, label, number, conditioning, shots, seed)
             pairs.append((encode(prompt), list(passage.ids)))
+    longest = max(len(c) + len(t) for c, t in pairs) if pairs else 0
+    if conditioning == "prefix" and longest > model.config.n_positions + 1:
+        raise ValueError(f"a control prefix and a passage take {longest} tokens, more than the model's n_positions="
+                         f"{model.config.n_positions} + 1: the prefix would be cut off; use shorter passages "
+                         "(data.init_args.passage_len) or a model with more positions")
     model.eval()
     scores = score_continuations(model, pairs, batch_size, max_positions=model.config.n_positions)
     k = len(labels)
