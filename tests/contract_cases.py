@@ -26,3 +26,19 @@ def _controlled_lm():
 
 CASES["AuthorAttribution"] = _author_attribution
 CASES["ControlledLM"] = _controlled_lm
+
+
+def _text2image(method: str):
+    def case():
+        from lit_digest import text2image
+
+        module = getattr(text2image, method)()
+        if method == "VQGANCLIP":  # generation trains nothing; its data are prompts
+            return module, text2image.PromptDataModule()
+        return module, text2image.SceneDataModule()
+
+    return case
+
+
+for _method in ("VQGANModule", "CLIPModule", "VQGANCLIP", "SceneAttributeClassifier"):
+    CASES[_method] = _text2image(_method)

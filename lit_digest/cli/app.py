@@ -31,7 +31,8 @@ import lit_digest.ssl
 import lit_digest.ssl.aet
 import lit_digest.ssl.genrep
 import lit_digest.tabular
-import lit_digest.text  # noqa: F401
+import lit_digest.text
+import lit_digest.text2image  # noqa: F401
 from lit_digest.cli.console import listing, overview, quiet, readable_help, resolve_config_paths, short_error
 from lit_digest.cli.runs import (
     best_checkpoint,

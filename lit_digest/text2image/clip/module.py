@@ -70,7 +70,7 @@ class CLIPModule(LightningModule):
 
     Logs ``train/loss``, ``train/temperature`` and, on the validation split, ``val/loss`` and ``val/recall_at_1``:
     the share of held-out images whose most similar caption (among the split's captions) is their own text
-    (torchmetrics' ``RetrievalRecall``; identical caption strings count as the right one), beside the chance
+    (torchmetrics' ``RetrievalHitRate`` at 1; identical caption strings count as the right one), beside the chance
     level ``val/recall_at_1_chance``.
 
     Args:
@@ -183,14 +183,14 @@ class CLIPModule(LightningModule):
 def retrieval_scores(img: torch.Tensor, txt: torch.Tensor, captions: list[str], scale: torch.Tensor
                      ) -> dict[str, torch.Tensor]:
     """``loss`` (the CLIP loss of the pairs), ``recall_at_1`` (image -> caption) and its chance level."""
-    from torchmetrics.retrieval import RetrievalRecall
+    from torchmetrics.retrieval import RetrievalHitRate
 
     sims = img @ txt.T  # (N, N)
     ids = {c: i for i, c in enumerate(dict.fromkeys(captions))}
     caption_id = torch.tensor([ids[c] for c in captions], device=img.device)
     right = caption_id[:, None] == caption_id[None, :]  # (N, N): caption j is image i's text
     n = len(captions)
-    recall = RetrievalRecall(top_k=1)(sims.flatten(), right.flatten(),
+    recall = RetrievalHitRate(top_k=1)(sims.flatten(), right.flatten(),
                                       indexes=torch.arange(n, device=img.device).repeat_interleave(n))
     return {"loss": clip_loss(img, txt, scale), "recall_at_1": recall,
             "recall_at_1_chance": right.float().mean(1).mean()}

@@ -8,7 +8,8 @@ string holds several prompts separated by ``|``, each ``text``, ``text:weight`` 
 A negative weight pushes the image away from that text. ``stop`` ends a prompt's pull once its distance falls
 below the value (the notebooks' ``replace_grad(dists, torch.maximum(dists, stop))``: the forward value is the
 distance, the gradient is the one of ``max(distance, stop)``, zero below the stop). The notebooks split on the last
-two colons and let ``float`` crash on anything else; here a text whose colon is not a weight is one clear error.
+two colons and let ``float`` crash on anything else; here a colon that does not introduce a weight or a stop is
+one clear error.
 
 Loss (``Prompt.forward`` there): with ``u = x / |x|`` and ``v = e / |e|``, the squared great-circle distance
 
@@ -53,6 +54,9 @@ def _number(value: str, what: str, prompt: str) -> float:
 def parse_prompt(prompt: str) -> Prompt:
     """``"text"``, ``"text:weight"`` or ``"text:weight:stop"`` (split at the last two colons, as the notebooks)."""
     parts = prompt.rsplit(":", 2)
+    if prompt.count(":") > 2:
+        raise ValueError(f"prompt {prompt!r} has {prompt.count(':')} colons; write 'text', 'text:weight' or "
+                         "'text:weight:stop' (a weight or a stop that is not a number, or a colon in the text)")
     text = parts[0].strip()
     if len(parts) > 1 and not _is_number(parts[-1]):
         raise ValueError(f"prompt {prompt!r}: the weight {parts[-1].strip()!r} is not a number; write 'text', "
