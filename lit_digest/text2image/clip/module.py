@@ -32,7 +32,7 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def build_clip(embed_dim: int = 64, image_size: int = 32, patch_size: int = 4, vision_width: int = 128,
+def build_clip(embed_dim: int = 64, image_size: int = 32, patch_size: int = 8, vision_width: int = 128,
                vision_layers: int = 3, vision_head_width: int = 32, text_width: int = 128, text_layers: int = 3,
                text_heads: int = 4, context_length: int = 32) -> nn.Module:
     """``open_clip.CLIP`` with a ViT image tower and a causal text transformer over open_clip's BPE vocabulary."""
@@ -87,7 +87,7 @@ class CLIPModule(LightningModule):
         self,
         embed_dim: int = 64,
         image_size: int = 32,
-        patch_size: int = 4,
+        patch_size: int = 8,
         vision_width: int = 128,
         vision_layers: int = 3,
         vision_head_width: int = 32,
