@@ -85,10 +85,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--val", type=int, default=1000, help="held-out scenes")
     parser.add_argument("--size", type=int, default=32, help="image side")
     parser.add_argument("--judge-steps", type=int, default=400)
-    parser.add_argument("--vqgan-steps", type=int, default=500, help="batches of 32")
+    parser.add_argument("--vqgan-steps", type=int, default=400, help="batches of 32")
     parser.add_argument("--clip-steps", type=int, default=1000, help="batches of 128")
+    parser.add_argument("--clip-width", type=int, default=64, help="of both CLIP towers")
+    parser.add_argument("--clip-layers", type=int, default=2, help="of both CLIP towers")
     parser.add_argument("--prompts", type=int, default=16, help="attribute prompts generated")
-    parser.add_argument("--steps", type=int, default=80, help="Adam steps per prompt")
+    parser.add_argument("--steps", type=int, default=60, help="Adam steps per prompt")
     parser.add_argument("--cutn", type=int, default=16)
     parser.add_argument("--step-size", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
@@ -131,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
               title="Reconstruction of held-out scenes")
 
     data.batch_size = 128
-    clip = CLIPModule(embed_dim=64, patch_size=8, vision_width=128, vision_layers=3, text_width=128, text_layers=3,
+    clip = CLIPModule(embed_dim=64, patch_size=8, vision_width=s["clip_width"], vision_layers=s["clip_layers"],
+                      text_width=s["clip_width"], text_layers=s["clip_layers"],
                       optim=Optim(name="adamw", lr=5e-4, betas=(0.9, 0.98), weight_decay=0.2, warmup_steps=100))
     clip_trainer, clip_s = _fit(clip, data, s["clip_steps"], folder, "clip")
     recall = float(clip_trainer.callback_metrics["val/recall_at_1"])
