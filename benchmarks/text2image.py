@@ -72,8 +72,9 @@ def generation(name: str, device: str, steps: int, warmup: int) -> dict[str, flo
     from open_clip.tokenizer import SimpleTokenizer
 
     module.vqgan = build_vqmodel(**vq_sizes).eval().requires_grad_(False)
-    module.clip = TextImageModel(build_clip(**clip_sizes), SimpleTokenizer(context_length=clip_sizes.get("context_length", 32)),
-                                 size if size < 224 else 224).eval().requires_grad_(False)
+    tokenizer = SimpleTokenizer(context_length=clip_sizes.get("context_length", 32))
+    module.clip = TextImageModel(build_clip(**clip_sizes), tokenizer, clip_sizes["image_size"]).eval()
+    module.clip.requires_grad_(False)
     module.cutouts = MakeCutouts(module.clip.image_size, cutn)
     module.to(device)
     texts = [f"a red circle number {i}" for i in range(prompts)]

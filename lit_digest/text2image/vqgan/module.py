@@ -18,8 +18,8 @@ from torch.nn import functional as F
 
 from lit_digest.core.callbacks import run_dir
 from lit_digest.core.lightning import LightningModule
-from lit_digest.core.outputs import announce
 from lit_digest.core.optim import Optim, make_optimizer
+from lit_digest.core.outputs import announce
 from lit_digest.text2image.vqgan.losses import (
     NLayerDiscriminator,
     adaptive_weight,
