@@ -77,11 +77,16 @@ class TextImageModel(nn.Module):
 
 def load_clip(path: str | os.PathLike | None, model_name: str | None = None) -> TextImageModel:
     """A ``TextImageModel`` in eval mode, frozen."""
-    from lit_digest.text2image.clip.module import CLIPModule
+    from lit_digest.text2image.clip.module import CLIPModule, build_clip
 
+    # the image size is read from the model: under the CLI, a module built inside another one's __init__ records the
+    # outer module's hyperparameters (Lightning's given-hyperparameters context), not its own
     if path is None:
-        module = CLIPModule()
-        return TextImageModel(module.model, module.tokenizer, module.hparams.image_size).eval().requires_grad_(False)
+        from open_clip.tokenizer import SimpleTokenizer
+
+        model = build_clip()
+        return TextImageModel(model, SimpleTokenizer(context_length=model.context_length),
+                              _side(model)).eval().requires_grad_(False)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CLIP checkpoint not found at '{path.resolve()}': set model.init_args.clip to a "
@@ -90,7 +95,7 @@ def load_clip(path: str | os.PathLike | None, model_name: str | None = None) -> 
     kind = _lightning_class(path)
     if kind is not None and ("CLIPModule" in kind or "vision_width" in kind):
         module = CLIPModule.load_from_checkpoint(path, map_location="cpu")
-        return TextImageModel(module.model, module.tokenizer, module.hparams.image_size).eval().requires_grad_(False)
+        return TextImageModel(module.model, module.tokenizer, _side(module.model)).eval().requires_grad_(False)
     import open_clip
 
     if model_name is None:
@@ -103,6 +108,9 @@ def load_clip(path: str | os.PathLike | None, model_name: str | None = None) -> 
     except Exception as err:
         raise ValueError(f"'{path}' does not load into open_clip's {model_name} ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:200]})") from err
+    return TextImageModel(model, open_clip.get_tokenizer(model_name), _side(model)).eval().requires_grad_(False)
+
+
+def _side(model: nn.Module) -> int:
     size = model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
-    return TextImageModel(model, open_clip.get_tokenizer(model_name), int(size)).eval().requires_grad_(False)
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
