@@ -23,6 +23,7 @@ import argparse
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,14 +50,19 @@ def _trainer(steps: int, folder: Path) -> Trainer:
                    num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=folder)
 
 
-def _fit(module, data: SceneDataModule, steps: int, folder: Path, name: str) -> tuple[Trainer, float]:
+def _fit(module, data: SceneDataModule, steps: int, folder: Path, name: str, reuse: str | None
+         ) -> tuple[Any, Trainer, float]:
+    """Train ``module`` (or load ``<reuse>/<name>.ckpt``), validate it, save ``<folder>/<name>.ckpt``."""
     start = time.monotonic()
     trainer = _trainer(steps, folder / name)
-    trainer.fit(module, data)
+    if reuse:
+        module = type(module).load_from_checkpoint(Path(reuse) / f"{name}.ckpt", map_location="cpu")
+    else:
+        trainer.fit(module, data)
     trainer.limit_val_batches = 1.0
     trainer.validate(module, data, verbose=False)
     trainer.save_checkpoint(folder / f"{name}.ckpt")
-    return trainer, time.monotonic() - start
+    return module, trainer, time.monotonic() - start
 
 
 @torch.no_grad()
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default="runs/measured")
+    parser.add_argument("--reuse", default=None, help="a previous run's folder: load its judge.ckpt, vqgan.ckpt and "
+                                                      "clip.ckpt instead of training (generation settings only)")
     parser.add_argument("--export", default="checkpoints/text2image", help="copy the VQGAN and CLIP checkpoints here "
                                                                          "(configs/vqgan_clip/scenes.yaml reads them)")
     args = parser.parse_args(argv)
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     val_rows = data.val_set.attributes.numpy()
 
     judge_model = SceneAttributeClassifier(width=16)
-    _, judge_s = _fit(judge_model, data, s["judge_steps"], folder, "judge")
+    judge_model, _, judge_s = _fit(judge_model, data, s["judge_steps"], folder, "judge", s["reuse"])
     judge_acc = _agreement(judge(judge_model, (val_images + 1) / 2), val_rows)
     judge_acc["style"] = float((judge(judge_model, (val_images + 1) / 2)["style"].argmax(-1)
                                 == torch.as_tensor(val_rows[:, 5])).float().mean())
@@ -125,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
                         norm_num_groups=8, disc_start=s["vqgan_steps"] // 2, disc_channels=32,
                         optim_ae=Optim(name="adam", lr=1e-3, betas=(0.5, 0.9), schedule="constant"),
                         optim_d=Optim(name="adam", lr=1e-3, betas=(0.5, 0.9), schedule="constant"))
-    vq_trainer, vq_s = _fit(vqgan, data, 2 * s["vqgan_steps"], folder, "vqgan")
+    _, vq_trainer, vq_s = _fit(vqgan, data, 2 * s["vqgan_steps"], folder, "vqgan", s["reuse"])
     psnr, psnr_bicubic = float(vq_trainer.callback_metrics["val/psnr"]), float(vq_trainer.callback_metrics[
         "val/psnr_bicubic"])
     run.table(["model", "held-out PSNR (dB)", "bits per image"],
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     clip = CLIPModule(embed_dim=64, patch_size=8, vision_width=s["clip_width"], vision_layers=s["clip_layers"],
                       text_width=s["clip_width"], text_layers=s["clip_layers"],
                       optim=Optim(name="adamw", lr=5e-4, betas=(0.9, 0.98), weight_decay=0.2, warmup_steps=100))
-    clip_trainer, clip_s = _fit(clip, data, s["clip_steps"], folder, "clip")
+    _, clip_trainer, clip_s = _fit(clip, data, s["clip_steps"], folder, "clip", s["reuse"])
     recall = float(clip_trainer.callback_metrics["val/recall_at_1"])
     chance = float(clip_trainer.callback_metrics["val/recall_at_1_chance"])
     run.table(["model", "held-out recall@1 (image -> caption)", "chance"], [["CLIP", recall, chance]],
