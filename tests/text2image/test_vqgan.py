@@ -116,3 +116,15 @@ def test_vqgan_files_that_do_not_load_say_what_to_do(tmp_path):
                                                                     "params": {}}}))
     with pytest.raises(ValueError, match="only plain VQ quantisers"):
         load_vqgan(tmp_path / "taming.ckpt", tmp_path / "gumbel.yaml")
+
+
+def test_dead_codes_restart_at_encoder_outputs():
+    torch.manual_seed(0)
+    module = _tiny(restart_dead_codes=5)
+    images = torch.rand(4, 3, 16, 16) * 2 - 1
+    assert module.restart_codes(images, first=True) == 16  # the first batch draws every code
+    with torch.no_grad():
+        h = module.vqmodel.encode(images).latents.permute(0, 2, 3, 1).reshape(-1, 8)
+    codebook = module.vqmodel.quantize.embedding.weight
+    assert (codebook[:, None] - h[None]).pow(2).sum(-1).min(1).values.max() < 1e-10  # each code is a batch vector
+    assert module.restart_codes(images, first=False) == 0  # global step 0: counted, not restarted
