@@ -55,7 +55,7 @@ def _fit(module, data: SceneDataModule, steps: int, folder: Path, name: str, reu
     """Train ``module`` (or load ``<reuse>/<name>.ckpt``), validate it, save ``<folder>/<name>.ckpt``."""
     start = time.monotonic()
     trainer = _trainer(steps, folder / name)
-    if reuse:
+    if reuse and (Path(reuse) / f"{name}.ckpt").is_file():
         module = type(module).load_from_checkpoint(Path(reuse) / f"{name}.ckpt", map_location="cpu")
     else:
         trainer.fit(module, data)
@@ -102,8 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default="runs/measured")
-    parser.add_argument("--reuse", default=None, help="a previous run's folder: load its judge.ckpt, vqgan.ckpt and "
-                                                      "clip.ckpt instead of training (generation settings only)")
+    parser.add_argument("--reuse", default=None, help="a folder: load the judge.ckpt, vqgan.ckpt, clip.ckpt found "
+                                                      "there instead of training those models")
+    parser.add_argument("--restart-dead-codes", type=int, default=0, help="VQGAN codes unused for this many batches "
+                                                                           "move to encoder outputs (0: taming's)")
+    parser.add_argument("--stop-after", choices=["vqgan", "clip", "all"], default="all")
     parser.add_argument("--export", default="checkpoints/text2image", help="copy the VQGAN and CLIP checkpoints here "
                                                                          "(configs/vqgan_clip/scenes.yaml reads them)")
     args = parser.parse_args(argv)
@@ -131,14 +134,26 @@ def main(argv: list[str] | None = None) -> dict:
     data.batch_size = 32
     vqgan = VQGANModule(block_out_channels=(16, 32, 64), latent_channels=32, vq_embed_dim=32, num_vq_embeddings=256,
                         norm_num_groups=8, disc_start=s["vqgan_steps"] // 2, disc_channels=32,
+                        restart_dead_codes=s["restart_dead_codes"],
                         optim_ae=Optim(name="adam", lr=1e-3, betas=(0.5, 0.9), schedule="constant"),
                         optim_d=Optim(name="adam", lr=1e-3, betas=(0.5, 0.9), schedule="constant"))
-    _, vq_trainer, vq_s = _fit(vqgan, data, 2 * s["vqgan_steps"], folder, "vqgan", s["reuse"])
+    vqgan, vq_trainer, vq_s = _fit(vqgan, data, 2 * s["vqgan_steps"], folder, "vqgan", s["reuse"])
     psnr, psnr_bicubic = float(vq_trainer.callback_metrics["val/psnr"]), float(vq_trainer.callback_metrics[
         "val/psnr_bicubic"])
-    run.table(["model", "held-out PSNR (dB)", "bits per image"],
-              [["VQGAN (8x8 tokens, 256 codes)", psnr, 512], ["bicubic 4x4 RGB, 8 bits", psnr_bicubic, 384]],
+    vqgan.eval()
+    with torch.no_grad():  # what any latent can show at best: the judge on the VQGAN's reconstructions
+        recs = torch.cat([vqgan(val_images[i:i + 250]).clamp(-1, 1) for i in range(0, len(val_images), 250)])
+        codes = vqgan.vqmodel.quantize(vqgan.vqmodel.encode(val_images[:250]).latents)[2][2].unique().numel()
+    ceiling = _agreement(judge(judge_model, (recs + 1) / 2), val_rows)
+    run.table(["model", "held-out PSNR (dB)", "bits per image", "codes used (of 256)"],
+              [["VQGAN (8x8 tokens, 256 codes)", psnr, 512, codes], ["bicubic 4x4 RGB, 8 bits", psnr_bicubic, 384, ""]],
               title="Reconstruction of held-out scenes")
+    run.table(["images", *PROMPTED], [["VQGAN reconstructions of held-out scenes", *[ceiling[k] for k in PROMPTED]]],
+              title="The judge on reconstructions: the most any VQGAN latent can show")
+    vq_numbers = {"vqgan/psnr": psnr, "vqgan/psnr_bicubic": psnr_bicubic, "vqgan/codes_used": codes,
+                  "vqgan/judge_on_reconstructions": float(np.mean([ceiling[k] for k in PROMPTED]))}
+    if s["stop_after"] == "vqgan":
+        return run.finish({**vq_numbers, "time/vqgan_s": vq_s})
 
     data.batch_size = 128
     clip = CLIPModule(embed_dim=64, patch_size=8, vision_width=s["clip_width"], vision_layers=s["clip_layers"],
@@ -150,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     run.table(["model", "held-out recall@1 (image -> caption)", "chance"], [["CLIP", recall, chance]],
               title=f"Retrieval among the {s['val']} held-out captions")
 
+    if s["stop_after"] == "clip":
+        return run.finish({**vq_numbers, "clip/recall_at_1": recall, "clip/recall_at_1_chance": chance})
     export = Path(s["export"]) if s["export"] else None
     if export is not None:
         export.mkdir(parents=True, exist_ok=True)
@@ -185,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
                ["attributes + ', unreal engine'", shaded["VQGAN+CLIP, + 'unreal engine'"], table[3][-1]]],
               title="The 'unreal engine' test")
     run.figure(_figure(images, prompts), "generated")
-    numbers = {"vqgan/psnr": psnr, "vqgan/psnr_bicubic": psnr_bicubic, "clip/recall_at_1": recall,
+    numbers = {**vq_numbers, "clip/recall_at_1": recall,
                "clip/recall_at_1_chance": chance, "judge/acc_mean": float(np.mean(list(judge_acc.values()))),
                "adherence/vqgan_clip": table[1][-1], "adherence/random": table[0][-1],
                "adherence/no_cutouts": table[2][-1], "adherence/unreal_engine": table[3][-1],
