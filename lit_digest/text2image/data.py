@@ -74,8 +74,8 @@ class SceneDataModule(_ImageDataModule):
         batch_size, num_workers: of the loaders.
     """
 
-    def __init__(self, num_train: int = 4096, num_val: int = 512, size: int = 32, seed: int = 0,
-                 batch_size: int = 64, num_workers: int = 0) -> None:
+    def __init__(self, num_train: int = 2048, num_val: int = 256, size: int = 32, seed: int = 0,
+                 batch_size: int = 32, num_workers: int = 0) -> None:
         super().__init__(batch_size, num_workers)
         if num_train < 1 or num_val < 1 or size < 8:
             raise ValueError(f"SceneDataModule needs num_train, num_val >= 1 and size >= 8, got {num_train}, "

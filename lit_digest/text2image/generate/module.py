@@ -61,9 +61,9 @@ class VQGANCLIP(LightningModule):
         clip: a CLIPModule ``.ckpt`` or an open_clip weights file; None: the default CLIP sizes, untrained.
         clip_model: the open_clip architecture of an open_clip weights file (``ViT-B-32`` ...).
         height, width: of the images; multiples of the VQGAN's token side, at least CLIP's input size.
-        steps: Adam steps per prompt (the notebooks: 250-500).
+        steps: Adam steps per prompt (the notebooks: 250-500; 20 by default so that a CPU answers in seconds).
         step_size: Adam's learning rate (Crowson's notebook: 0.1).
-        cutn: cutouts per step (the notebooks: 32-64).
+        cutn: cutouts per step (the notebooks: 32-64; 8 by default, for a CPU).
         cut_pow: crop-size exponent (1.0).
         augment: the cutouts' augmentations (the notebooks'); None: plain crops, no noise.
         init_image: start from this image's encoding instead of random tokens.
@@ -81,9 +81,9 @@ class VQGANCLIP(LightningModule):
         clip_model: str | None = None,
         height: int = 32,
         width: int = 32,
-        steps: int = 100,
+        steps: int = 20,
         step_size: float = 0.1,
-        cutn: int = 32,
+        cutn: int = 8,
         cut_pow: float = 1.0,
         augment: Augment | None = Augment(),
         init_image: str | None = None,
