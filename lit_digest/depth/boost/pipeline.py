@@ -234,7 +234,8 @@ def boost(estimator: nn.Module, merge_net: nn.Module, image: torch.Tensor,
           settings: BoostSettings) -> dict[str, torch.Tensor | int | list]:
     """The whole method on one image (1, 3, H, W) in [0, 1]. Returns ``depth`` (1, 1, H, W) in [0, 1]
     (relative, the estimator's convention), ``base`` (the ``R_x`` double estimate at (H, W)), ``resolution``
-    (``R_x``) and ``patches`` (at the target resolution)."""
+    (``R_x``), ``patches`` (``(x, y, w, h)`` at the target resolution) and ``target`` (that resolution's
+    ``(height, width)``; absent without a patch stage)."""
     if image.shape[0] != 1:
         raise ValueError(f"boost runs one image at a time (its resolutions depend on it), got a batch of "
                          f"{image.shape[0]}")
@@ -262,5 +263,5 @@ def boost(estimator: nn.Module, merge_net: nn.Module, image: torch.Tensor,
         mask = blend_mask(ph, pw, image.device)
         region = updated[..., y: y + ph, x: x + pw]
         updated[..., y: y + ph, x: x + pw] = region * (1 - mask) + merged * mask
-    out.update(depth=resize(updated, (h, w)), patches=patches)
+    out.update(depth=resize(updated, (h, w)), patches=patches, target=(th, tw))
     return out
