@@ -65,11 +65,12 @@ def per_anchor_contrastive_losses(
     if variant not in ("out", "in"):
         raise ValueError(f"variant must be 'out' or 'in', got {variant!r}")
     m = anchors.shape[0]
-    # float32 even under bf16/fp16 autocast: the log-sum-exp over ~2N logits of size up to 1/T
-    # loses most of its precision in 16-bit floats.
+    # at least float32, even under bf16/fp16 autocast: the log-sum-exp over ~2N logits of size up to 1/T
+    # loses most of its precision in 16-bit floats; float64 inputs stay float64.
+    dtype = torch.promote_types(anchors.dtype, torch.float32)
     with torch.autocast(device_type=anchors.device.type, enabled=False):
-        anchors = F.normalize(anchors.float(), dim=1)
-        keys = F.normalize(keys.float(), dim=1)
+        anchors = F.normalize(anchors.to(dtype), dim=1)
+        keys = F.normalize(keys.to(dtype), dim=1)
         logits = anchors @ keys.T / temperature  # (M, K)
     self_index = torch.arange(m, device=anchors.device) + anchor_offset  # (M,)
     not_self = torch.ones_like(logits, dtype=torch.bool)

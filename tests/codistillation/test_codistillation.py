@@ -77,8 +77,14 @@ class Recorder(Callback):
     """Per step: losses, weights of every replica / teacher, which samples were read, whether teachers had "
     "grads."""
 
-    def __init__(self) -> None:
+    def __init__(self, out_dir: str | None = None) -> None:
         self.steps: list[dict] = []
+        self.out_dir = out_dir  # a forked rank writes its record there when training ends
+
+    def on_train_end(self, trainer, module):
+        if self.out_dir is not None:
+            record = {"rank": trainer.global_rank, "group": module.group_index, "steps": self.steps}
+            torch.save(record, Path(self.out_dir) / f"rank{trainer.global_rank}.pt")
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self.steps.append(
@@ -101,18 +107,21 @@ class Recorder(Callback):
         )
 
 
-def run_distributed_worker(out_dir: str) -> None:
-    """One rank of the 4-process gloo run (started by Lightning's launcher)."""
+def run_distributed_worker(out_dir: str, ranks: int = RANKS, steps: int = STEPS, start_method: str = "popen") -> None:
+    """The gloo run of ``GROUPS x ranks`` processes. ``popen``: one rank (Lightning's launcher re-runs this file
+    with the same arguments), which also checkpoints and validates; ``fork``: the launcher forks the ranks from
+    this process (one import of Lightning in all) and each writes its training record."""
     from tests.codistillation import test_codistillation as this  # not __main__: the checkpoint pickles the factory
 
     seed_everything(0, workers=True)
     module = this.tiny_module()
-    recorder = Recorder()
+    recorder = Recorder(out_dir if start_method != "popen" else None)
     trainer = Trainer(
         accelerator="cpu",
-        devices=GROUPS * RANKS,
-        strategy=CodistillationStrategy(num_groups=GROUPS, shuffle=True, process_group_backend="gloo"),
-        max_steps=STEPS,
+        devices=GROUPS * ranks,
+        strategy=CodistillationStrategy(num_groups=GROUPS, shuffle=True, process_group_backend="gloo",
+                                        start_method=start_method),
+        max_steps=steps,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -127,6 +136,8 @@ def run_distributed_worker(out_dir: str) -> None:
         DataLoader(data, batch_size=PER_RANK, shuffle=False),
         DataLoader(data, batch_size=PER_RANK, shuffle=False),
     )
+    if start_method != "popen":
+        return
     trainer.save_checkpoint(Path(out_dir) / "last.ckpt")  # collective: every rank takes part
     val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     after_fit = [flat_params(r) for r in module.replicas]
@@ -139,7 +150,7 @@ def run_distributed_worker(out_dir: str) -> None:
     )
 
 
-def run_single_process(steps: int = STEPS, **overrides) -> tuple[Codistillation, Recorder]:
+def run_single_process(steps: int = STEPS, ranks: int = RANKS, **overrides) -> tuple[Codistillation, Recorder]:
     seed_everything(0, workers=True)
     module = tiny_module(**overrides)
     recorder = Recorder()
@@ -153,7 +164,7 @@ def run_single_process(steps: int = STEPS, **overrides) -> tuple[Codistillation,
         enable_model_summary=False,
         callbacks=[recorder],
     )
-    trainer.fit(module, DataLoader(tiny_data(), batch_size=PER_RANK * GROUPS * RANKS, shuffle=True))
+    trainer.fit(module, DataLoader(tiny_data(), batch_size=PER_RANK * GROUPS * ranks, shuffle=True))
     return module, recorder
 
 
@@ -374,9 +385,9 @@ def test_strategy_rejects_mismatched_num_groups():
 
 
 # -- the distributed run -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def distributed_run(tmp_path_factory) -> dict[int, dict]:
-    out = tmp_path_factory.mktemp("codistill_ddp")
+def launch_distributed(out: Path, ranks: int = RANKS, steps: int = STEPS,
+                       start_method: str = "popen") -> dict[int, dict]:
+    """The gloo run of ``GROUPS x ranks`` processes, in a subprocess; every rank's record."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -384,7 +395,7 @@ def distributed_run(tmp_path_factory) -> dict[int, dict]:
         "OMP_NUM_THREADS": "1",
     }
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), str(out)],
+        [sys.executable, str(Path(__file__).resolve()), str(out), str(ranks), str(steps), start_method],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -392,7 +403,33 @@ def distributed_run(tmp_path_factory) -> dict[int, dict]:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    runs = {r: torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(GROUPS * RANKS)}
+    return {r: torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(GROUPS * ranks)}
+
+
+@pytest.mark.timeout(120)
+def test_two_process_teachers_are_the_broadcast_weights_of_the_exchange_step(tmp_path):
+    """One rank per group, 5 steps, exchanges at steps 0 and 3: every teacher is the other process's live weights
+    at the last exchange, bit for bit (a teacher refreshed from this process's own stale copy of the other
+    group lags one exchange), and the losses are the single-process oracle's."""
+    runs = launch_distributed(tmp_path, ranks=1, steps=5, start_method="fork")
+    _, oracle = run_single_process(steps=5, ranks=1)
+    for t in range(5):
+        exchange_step = (t // EXCHANGE) * EXCHANGE
+        for rank, other in ((0, 1), (1, 0)):
+            teacher = runs[rank]["steps"][t]["teachers"][other]
+            live_at_exchange = runs[other]["steps"][exchange_step]["live_before"][other]
+            assert torch.equal(teacher, live_at_exchange), (t, rank)
+            torch.testing.assert_close(runs[rank]["steps"][t]["distill"][rank], oracle.steps[t]["distill"][rank],
+                                       rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(runs[rank]["steps"][t]["task"][rank], oracle.steps[t]["task"][rank],
+                                       rtol=1e-5, atol=1e-6)
+    assert not torch.equal(runs[0]["steps"][3]["teachers"][1], runs[0]["steps"][0]["teachers"][1])
+
+
+@pytest.fixture(scope="module")
+def distributed_run(tmp_path_factory) -> dict[int, dict]:
+    out = tmp_path_factory.mktemp("codistill_ddp")
+    runs = launch_distributed(out)
     runs[0]["out_dir"] = str(out)
     return runs
 
@@ -600,4 +637,5 @@ def test_cifar_subset_codistillation_lowers_churn_without_losing_accuracy():
 
 
 if __name__ == "__main__":
-    run_distributed_worker(sys.argv[1])
+    out_dir, *sizes = sys.argv[1:4]
+    run_distributed_worker(out_dir, *map(int, sizes), *sys.argv[4:])

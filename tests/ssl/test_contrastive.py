@@ -65,6 +65,20 @@ def test_nt_xent_equals_the_naive_pair_loop(batch, temperature):
     assert loss.item() == pytest.approx(naive_nt_xent(z1, z2, temperature), rel=1e-5, abs=1e-5)
 
 
+@pytest.mark.parametrize("variant", ["out", "in"])
+def test_contrastive_losses_keep_float64_and_lift_16_bit_inputs_to_float32(variant):
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(5, 8, generator=g, dtype=torch.float64), torch.randn(5, 8, generator=g, dtype=torch.float64)
+    z = torch.stack([z1, z2], dim=1).requires_grad_()
+    loss = nt_xent_loss(z, 0.07)
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(naive_nt_xent(z1, z2, 0.07), rel=1e-12)  # float32 would miss by ~1e-7
+    loss.backward()
+    assert z.grad.dtype == torch.float64
+    assert supcon_loss(z.detach(), torch.tensor([0, 1, 0, 2, 1]), 0.2, variant=variant).dtype == torch.float64
+    assert nt_xent_loss(z.detach().half(), 0.07).dtype == torch.float32
+
+
 def test_nt_xent_is_low_for_matching_views_and_high_for_random_ones():
     z = torch.randn(32, 16)
     matched = nt_xent_loss(torch.stack([z, z + 0.01 * torch.randn_like(z)], dim=1), 0.1)
