@@ -53,7 +53,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return _legacy.top_level(getattr(importlib.import_module(_EXPORTS[name]), name))
     raise AttributeError(f"module 'lit_digest' has no attribute {name!r}")
 
 

@@ -65,7 +65,8 @@ def test_import_lit_digest_is_light_and_installs_no_warning_filter():
 def test_lazy_names_resolve_to_their_domain():
     import lit_digest
 
-    assert lit_digest.BYOL.__module__ == "lit_digest.ssl.byol"
-    assert lit_digest.MUSE.__module__ == "lit_digest.muse.unsupervised"
+    assert lit_digest.BYOL.__mro__[1].__module__ == "lit_digest.ssl.byol"  # 0.1's keywords on top (_legacy)
+    assert lit_digest.SmallConvNet.__module__ == "lit_digest.ssl.backbones"
+    assert lit_digest.MUSE.__mro__[1].__module__ == "lit_digest.muse.unsupervised"
     assert lit_digest.CodistillationStrategy.__module__ == "lit_digest.codistillation.strategy"
     assert set(lit_digest.__all__) <= set(dir(lit_digest))

@@ -1,8 +1,11 @@
-"""lit_digest 0.1's import paths, YAML class paths and checkpoints still load, with a DeprecationWarning."""
+"""lit_digest 0.1's import paths, YAML class paths, top-level names and checkpoints still load, with a FutureWarning
+(shown by default, once) naming the new class path."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import warnings
 
@@ -22,7 +25,7 @@ def fresh_import(name: str):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         module = importlib.import_module(name)
-    return module, [w for w in caught if issubclass(w.category, DeprecationWarning)]
+    return module, [w for w in caught if issubclass(w.category, FutureWarning)]
 
 
 @pytest.mark.parametrize(("old", "name", "new"), [
@@ -100,3 +103,86 @@ def test_the_old_class_path_of_a_checkpoint_is_found_again():
     model = instantiate_module(BYOL, hparams)  # what the CLI does with the stored class path and keywords
     assert isinstance(model, BYOL) and type(model).__module__.startswith("lit_digest.methods")
     assert model.optim.name == "adamw" and model.optim.lr == pytest.approx(2e-3) and model.optim.warmup_epochs == 3
+
+
+OLD_YAML = """\
+# a lit_digest 0.1 config: old class paths and the old optimiser keywords
+seed_everything: 0
+trainer:
+  accelerator: cpu
+  max_steps: 2
+  limit_val_batches: 0
+  logger: false
+  enable_progress_bar: false
+  enable_model_summary: false
+  callbacks:
+    - class_path: ModelCheckpoint
+      init_args: {save_last: true}
+model:
+  class_path: lit_digest.methods.BYOL
+  init_args:
+    backbone: {class_path: lit_digest.nn.SmallConvNet, init_args: {in_channels: 1, width: 4}}
+    proj_hidden_dim: 16
+    proj_dim: 8
+    pred_hidden_dim: 16
+    optimizer: adamw
+    lr: 0.002
+    weight_decay: 0.0001
+data:
+  class_path: lit_digest.data.DigitsDataModule
+  init_args:
+    batch_size: 32
+    num_workers: 0
+    image_size: 8
+    views: {class_path: lit_digest.transforms.BYOLViews, init_args: {crop_size: 8, flip_p: 0.0}}
+"""
+
+
+def test_top_level_names_of_0_1_take_its_positional_arguments_and_optimiser_keywords():
+    import lit_digest
+    from lit_digest import _legacy
+
+    _legacy._warned.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's own filters: a FutureWarning shows, once
+        model = lit_digest.BYOL(SmallConvNet(width=4), optimizer="adamw", lr=1e-3, warmup_epochs=0)
+        lit_digest.BYOL(SmallConvNet(width=4), optimizer="adamw", lr=1e-3)
+    assert isinstance(model, BYOL) and isinstance(model.backbone, SmallConvNet)
+    assert model.optim.name == "adamw" and model.optim.lr == 1e-3 and model.optim.warmup_epochs == 0
+    assert model.hparams["optim"] == model.optim and "optimizer" not in model.hparams
+    shown = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert len(shown) == 1 and "lit_digest.ssl.BYOL" in shown[0], shown
+    assert isinstance(BYOL(SmallConvNet(width=4)), lit_digest.BYOL)  # the new class's instances are still BYOLs
+    old = importlib.import_module("lit_digest.methods").BYOL(SmallConvNet(width=4), optimizer="sgd", lr=0.5)
+    assert old.optim.name == "sgd" and old.optim.lr == 0.5 and isinstance(old, BYOL)
+    plain = lit_digest.BYOL(SmallConvNet(width=4))  # today's keywords: no translation, BYOL's own optimiser
+    assert plain.optim == BYOL(SmallConvNet(width=4)).optim
+    with pytest.raises(TypeError, match="positional"):
+        lit_digest.BYOL(*[None] * 40)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_0_1_yaml_trains_records_and_reloads_the_optimiser_it_names_and_warns_once(tmp_path):
+    """A CLI run from a 0.1 config (old class paths, ``optimizer: adamw``): the checkpoint's hyperparameters hold
+    the AdamW block it trained with (not the LARS default), so ``load_from_checkpoint`` rebuilds AdamW; the saved
+    config.yaml has no LARS block; each deprecation shows once, naming the new class path."""
+    (tmp_path / "old.yaml").write_text(OLD_YAML)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.run([sys.executable, "-m", "lit_digest", "fit", "--config", "old.yaml"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warned = proc.stderr
+    assert warned.count("lit_digest.methods.BYOL is a lit_digest 0.1 path") == 1, warned[-3000:]
+    assert "class_path: lit_digest.ssl.BYOL" in warned and "class_path: lit_digest.ssl.backbones.SmallConvNet" in warned
+    assert warned.count("lit_digest 0.1 keywords") == 1
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    recorded = raw["hyper_parameters"]["optim"]  # a mapping, as the CLI records its config
+    assert recorded["name"] == "adamw" and recorded["lr"] == pytest.approx(0.002) and recorded["weight_decay"] == 1e-4
+    assert "betas" in raw["optimizer_states"][0]["param_groups"][0]  # it trained with Adam(W)
+    reloaded = BYOL.load_from_checkpoint(ckpt)
+    assert isinstance(reloaded, BYOL) and reloaded.optim == Optim(**{**recorded, "betas": tuple(recorded["betas"])})
+    config = next(tmp_path.rglob("config.yaml")).read_text()
+    assert "name: lars" not in config and "optim: null" in config and "optimizer: adamw" in config
