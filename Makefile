@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint bench measured clean
+.PHONY: install demo test test-fast lint bench measured mutate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,8 @@ bench: $(STAMP)  ## every benchmarks/*.py: speed and memory of each method (CPU,
 measured: $(STAMP)  ## re-run the README's fast measured rows and compare; list slow rows older than their code
 	OMP_NUM_THREADS=1 $(PY) -m lit_digest measured
 
+mutate: $(STAMP)  ## mutation testing of the numeric modules (pyproject.toml [tool.lit_digest.mutate]; MODULES=... for some): catch rate and survivors per module, about an hour on one core
+	$(PY) .ci/mutate.py $(MODULES)
+
 clean:
-	rm -rf runs lightning_logs .pytest_cache
+	rm -rf runs lightning_logs .pytest_cache .mutmut
