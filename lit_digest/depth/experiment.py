@@ -140,7 +140,7 @@ def error_figure(examples: list[dict]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [k for k in ("low", "high", "merged", "boosted") if k in examples[0]]
+    names = [k for k in ("low", "high", "merged", "boosted") if all(k in ex for ex in examples)]
     cols = 2 + len(names)
     fig, axes = plt.subplots(2 * len(examples), cols, figsize=(2.2 * cols, 4.4 * len(examples)), squeeze=False)
     for i, ex in enumerate(examples):
