@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
@@ -68,3 +69,71 @@ def test_feature_bank_scores_the_naive_vote_and_leaves_unlabeled_entries_out():
     assert float(out[3]) == pytest.approx(float((expected == query_labels).float().mean()))
     fb.clear()
     assert not fb.ready
+
+
+class _TwoRanks:
+    """``all_gather`` as two ranks: this rank's tensor and the other rank's (``other``), stacked (W, ...)."""
+
+    def __init__(self, other):
+        self.other = other
+
+    def all_gather(self, t):
+        return torch.stack([t, self.other[t.dtype]])
+
+
+def test_gathered_features_are_back_in_data_set_order_without_the_samplers_padding():
+    # 5 samples on 2 ranks: DistributedSampler gives rank 0 samples 0, 2, 4 and rank 1 samples 1, 3, 0 (padding)
+    feats = torch.arange(5.0)[:, None].repeat(1, 2)  # (5, 2): sample i's features are i
+    rank0, rank1 = torch.tensor([0, 2, 4]), torch.tensor([1, 3, 0])
+    fb = FeatureBank()
+    fb.add(0, feats[rank0], rank0 * 10)
+    module = _TwoRanks({feats.dtype: feats[rank1], torch.int64: rank1 * 10})
+    all_feats, all_labels = fb._gathered(module, 0, total=5)
+    torch.testing.assert_close(all_feats, feats)
+    assert all_labels.tolist() == [0, 10, 20, 30, 40]
+    padded, _ = fb._gathered(module, 0, total=None)
+    assert padded[:, 0].tolist() == [0, 1, 2, 3, 4, 0]
+
+
+def test_dataset_lengths_of_the_validation_loaders():
+    from torch.utils.data import DataLoader
+
+    from lit_digest.ssl.knn import dataset_lengths
+
+    loaders = [DataLoader(torch.zeros(7, 1)), DataLoader(torch.zeros(3, 1))]
+    assert dataset_lengths(types.SimpleNamespace(val_dataloaders=loaders)) == (7, 3)
+    assert dataset_lengths(types.SimpleNamespace(val_dataloaders=loaders[0])) == (7,)
+    assert dataset_lengths(types.SimpleNamespace(val_dataloaders=[types.SimpleNamespace(dataset=iter([]))])) == (None,)
+
+
+def test_extract_features_runs_the_encoder_in_eval_mode_on_transformed_batches():
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lit_digest.ssl.knn import extract_features
+
+    encoder = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.9)).train()
+    x, y = torch.randn(10, 3), torch.arange(10)
+    feats, labels = extract_features(encoder, DataLoader(TensorDataset(x, y), batch_size=4), "cpu",
+                                     transform=lambda b: b * 2)
+    torch.testing.assert_close(feats, encoder[0](x * 2).detach())  # no dropout: eval mode
+    assert labels.tolist() == list(range(10)) and encoder.training  # the mode is restored
+
+
+def test_linear_probe_agrees_with_a_plain_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from lit_digest.ssl.knn import linear_probe_accuracy
+
+    g = torch.Generator().manual_seed(4)
+    centers = torch.randn(3, 6, generator=g) * 2
+    train_y, test_y = torch.randint(0, 3, (120,), generator=g), torch.randint(0, 3, (60,), generator=g)
+    train_x = centers[train_y] * 1.5 + 40 + torch.randn(120, 6, generator=g) * 3  # unstandardised, overlapping
+    test_x = centers[test_y] * 1.5 + 40 + torch.randn(60, 6, generator=g) * 3
+    reference = LogisticRegression(max_iter=2000).fit(
+        ((train_x - train_x.mean(0)) / train_x.std(0)).numpy(), train_y.numpy())
+    expected = float((torch.from_numpy(reference.predict(((test_x - train_x.mean(0)) / train_x.std(0)).numpy()))
+                      == test_y).float().mean())
+    got = linear_probe_accuracy(train_x, train_y, test_x, test_y, 3)
+    assert abs(got - expected) <= 2 / 60 and 0.6 < got < 1.0
+    assert got == linear_probe_accuracy(train_x, train_y, test_x, test_y, 3)  # deterministic
