@@ -4,9 +4,10 @@ The modules and the tests that must catch their mutants are listed once, in ``py
 ``[tool.lit_digest.mutate]`` (``"lit_digest/ssl/knn.py" = ["tests/ssl/test_knn.py"]``). For every module this
 script stages a folder ``.mutmut/<module>/`` (a copy of ``lit_digest/``, a link to ``tests/``, and a
 ``pyproject.toml`` whose ``[tool.mutmut]`` mutates that module only and selects those tests, ``-m "not slow"``),
-runs ``mutmut run`` there on one core, and prints the module's catch rate and its surviving mutants (with their diffs under
-``--diffs``). Survivors that ``docs/developing.md`` names as equivalent (a mutant that cannot change a result) are
-marked so; any other survivor wants a test. ``docs/developing.md`` ("Mutation testing") says how to read it.
+runs ``mutmut run`` there on one core, and prints the module's catch rate and its surviving mutants (with
+their diffs under ``--diffs``). Survivors that ``docs/developing.md`` names as equivalent (a mutant that cannot
+change a result) are marked so; any other survivor wants a test. ``docs/developing.md`` ("Mutation testing")
+says how to read it.
 
 mutmut leaves decorated functions alone, and most of our numeric functions are ``@torch.no_grad()``: in the staged
 copy of the module each such decorator becomes a ``with torch.no_grad():`` around the body (the same
@@ -28,8 +29,12 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: mutmut brings toml
+    import toml as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / ".mutmut"
