@@ -80,7 +80,7 @@ class LARS(Optimizer):
         return loss
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: Lightning's YAML writer (CSV/TensorBoard loggers) refuses frozen dataclasses in hparams
 class Optim:
     """A method's optimiser and learning-rate schedule, as one typed block of its config::
 

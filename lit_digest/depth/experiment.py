@@ -56,16 +56,8 @@ def _timer(times: dict, key: str):
     times[key] = times.get(key, 0.0) + time.monotonic() - start
 
 
-class _LossCurves(pl.loggers.CSVLogger):
-    """``train/*`` every 50 steps in ``<name>/metrics.csv``. No ``hparams.yaml``: the settings are in
-    ``results.json``, and Lightning's YAML writer refuses the frozen ``Optim`` dataclass in the hyperparameters."""
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        pass
-
-
 def _trainer(steps: int, log_dir: Path, name: str) -> Trainer:
-    logger = _LossCurves(log_dir, name=name, version="")
+    logger = pl.loggers.CSVLogger(log_dir, name=name, version="")  # train/* every 50 steps in <name>/metrics.csv
     return Trainer(accelerator="cpu", devices=1, max_steps=steps, max_epochs=-1, limit_val_batches=0, logger=logger,
                    log_every_n_steps=50, enable_checkpointing=False, enable_progress_bar=False,
                    enable_model_summary=False, num_sanity_val_steps=0)

@@ -98,3 +98,19 @@ def test_cosine_tau_schedule():
 def test_linear_lr_scaling_rule():
     assert scaled_lr(1.0, 256) == 1.0
     assert scaled_lr(0.2, 4096) == pytest.approx(3.2)  # BYOL's ImageNet setting
+
+
+def test_settings_dataclasses_in_hparams_pass_lightnings_yaml_writer(tmp_path):
+    """With omegaconf installed, Lightning's hparams.yaml writer (CSV and TensorBoard loggers) walks the
+    hyperparameters with apply_to_collection, which refused the frozen Optim and GPTJConfig: every CSVLogger run
+    of a lit_digest method crashed before its first step."""
+    from lightning_utilities.core.apply_func import apply_to_collection
+
+    from lit_digest.core.lightning import submodule
+    from lit_digest.core.optim import Optim
+    from lit_digest.text.gptj import GPTJConfig
+
+    hparams = {"optim": Optim(name="adamw", lr=1e-3), "config": GPTJConfig.preset("small")}
+    assert apply_to_collection(hparams, dict, lambda x: x) == hparams
+    submodule("core.saving").save_hparams_to_yaml(tmp_path / "hparams.yaml", hparams)
+    assert "adamw" in (tmp_path / "hparams.yaml").read_text()

@@ -34,7 +34,7 @@ __all__ = ["GPTJConfig", "PRESETS", "GPTJ", "GPTJBlock", "KVCache", "rotary_angl
 _TRUNCATED_STD = 0.87962566103423978
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: Lightning's YAML writer (CSV/TensorBoard loggers) refuses frozen dataclasses in hparams
 class GPTJConfig:
     """The sizes of a GPT-J model. The defaults are GPT-J-6B's (mesh-transformer-jax ``configs/6B_roto_256.json``:
     28 layers, d_model 4096, 16 heads of 256, rotary on 64 of them, context 2048, vocabulary 50400 = GPT-2's 50257
