@@ -166,7 +166,9 @@ def _adapter(cls: type, module: str) -> type:
             params = [p.replace(default=None) if p.name == "optim" else p for p in params]
         extra = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Any)
                  for k in (*_OPTIM_FIELDS, *_DROPPED) if k not in signature.parameters]
-        __init__.__signature__ = inspect.Signature(params + extra)  # what jsonargparse and Lightning read
+        variadic = [p for p in params if p.kind is p.VAR_KEYWORD]  # **kwargs stays last (SupCon has one)
+        params = [p for p in params if p.kind is not p.VAR_KEYWORD]
+        __init__.__signature__ = inspect.Signature(params + extra + variadic)  # what jsonargparse and Lightning read
         meta = type("_Adapter", (_TransparentMeta, type(cls)), {})
         _adapters[cls, module] = meta(cls.__name__, (cls,), {"__init__": __init__, "__module__": module,
                                                              "__qualname__": cls.__qualname__,

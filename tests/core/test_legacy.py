@@ -186,3 +186,16 @@ def test_a_0_1_yaml_trains_records_and_reloads_the_optimiser_it_names_and_warns_
     assert isinstance(reloaded, BYOL) and reloaded.optim == Optim(**{**recorded, "betas": tuple(recorded["betas"])})
     config = next(tmp_path.rglob("config.yaml")).read_text()
     assert "name: lars" not in config and "optim: null" in config and "optimizer: adamw" in config
+
+
+def test_the_adapter_of_a_method_with_kwargs_has_a_valid_signature():
+    """SupCon(**kwargs): 0.1's keyword-only extras go before **kwargs (an invalid signature broke every SupCon
+    config in the CLI)."""
+    import inspect
+
+    import lit_digest
+    from lit_digest.ssl import SupCon
+
+    params = list(inspect.signature(lit_digest.SupCon.__init__).parameters.values())
+    assert params[-1].kind is inspect.Parameter.VAR_KEYWORD
+    assert issubclass(SupCon, lit_digest.SupCon) and "lr" in inspect.signature(lit_digest.SupCon).parameters
