@@ -9,9 +9,13 @@ import torch
 from torch import Tensor
 
 from lit_digest.core.lightning import LightningModule, pl
+from lit_digest.muse.csls import topk_similarity
 from lit_digest.muse.evaluator import AlignmentEvaluator
 
-__all__ = ["attach_embeddings", "closed_form_step", "evaluate", "format_metrics", "keep_best", "finish_fit"]
+__all__ = ["attach_embeddings", "closed_form_step", "evaluate", "format_metrics", "keep_best", "finish_fit",
+           "predict_translations", "TRANSLATIONS"]
+
+TRANSLATIONS = 5  # target words per source word that predict writes
 
 
 def closed_form_step(module: LightningModule) -> None:
@@ -43,6 +47,18 @@ def attach_embeddings(module: LightningModule, dim: int, knn: int, criterion_wor
     module.register_buffer("tgt_emb", dm.tgt.vectors.to(module.device), persistent=False)  # (n_tgt, d)
     module.dico_train, module.dico_eval = dm.dico_train, dm.dico_eval
     return AlignmentEvaluator(module.src_emb, module.tgt_emb, knn, criterion_words, int(chunk_mib) * 2**20)
+
+
+@torch.no_grad()
+def predict_translations(module: LightningModule, ids: Tensor, vectors: Tensor) -> dict[str, Tensor]:
+    """For a chunk of the source vocabulary (row ``ids``, ``vectors``): the words ``mapped`` by W, and their
+    ``TRANSLATIONS`` best target words by CSLS (``translations``, target row ids) with their ``csls`` scores, the
+    neighbourhood terms taken over both whole vocabularies as in training (arXiv 1710.04087, eq. 6)."""
+    src, tgt, r_src, r_tgt = module.evaluator.aligned(module.mapping.weight)
+    rows = ids.to(src.device)
+    csls, translations = topk_similarity(src[rows], tgt, TRANSLATIONS, query_bias=r_src[rows], key_bias=r_tgt,
+                                         scale=2.0, chunk_bytes=module.evaluator.chunk_bytes)
+    return {"index": ids, "mapped": module.mapping(vectors), "translations": translations, "csls": csls}
 
 
 def evaluate(evaluator: AlignmentEvaluator, weight: Tensor, dictionary: Tensor | None) -> dict[str, float]:
