@@ -245,12 +245,17 @@ def plot_curves(results: dict):
     return fig
 
 
+NUMBER_KEYS = {"wine-mlp": "wine", "fashion-cnn": "fashion_cnn", "bytes-gru": "gru", "heuristic": "plateau",
+               "learned": "learned"}  # names in the measured numbers: learned_gru, plateau_wine, ...
+
+
 def numbers(results: dict) -> dict[str, float]:
     """Per task: the geometric-mean speedup of each controller over the best grid point (seeds where the target
-    was reached), and the fraction of seeds that reached it."""
+    was reached; ``learned_gru``, ``plateau_wine``), and the fraction of seeds that reached it (``..._reached``)."""
     out: dict[str, float] = {}
     for name, task in results["tasks"].items():
         for method in ("heuristic", "learned"):
+            key = f"{NUMBER_KEYS[method]}_{NUMBER_KEYS.get(name, name.replace('-', '_'))}"
             ratios, reached = [], 0
             for runs in task["seeds"].values():
                 if method not in runs:
@@ -262,9 +267,9 @@ def numbers(results: dict) -> dict[str, float]:
                     ratios.append(grid / mine)
                     reached += 1
             if ratios:
-                out[f"{name}/{method}_speedup"] = float(math.exp(np.mean(np.log(ratios))))
+                out[key] = float(math.exp(np.mean(np.log(ratios))))
             if any(method in runs for runs in task["seeds"].values()):
-                out[f"{name}/{method}_reached"] = reached / len(task["seeds"])
+                out[f"{key}_reached"] = reached / len(task["seeds"])
     return out
 
 
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nseeds {s['seeds']}; wall time {results['total_wall_s']:.0f}s ({wall}); curves in {out}")
     if results["tasks"]:
         measured.figure(plot_curves(results))
-    measured.finish({**numbers(results), **{f"wall_s/{k}": v for k, v in results["wall_s"].items()}})
+    measured.finish({**numbers(results), **{f"wall_s_{k}": v for k, v in results["wall_s"].items()}})
     return results
 
 

@@ -200,6 +200,11 @@ def _cell(scores: list[float]) -> str:
     return f"{np.mean(scores):.4f} ± {spread:.4f}"
 
 
+def _key(table: str) -> str:
+    """A table's name in the measured numbers (``saint_fair``, ``lightgbm_churn`` for ``data/churn.csv``)."""
+    return Path(table).stem if table not in BUNDLED else table
+
+
 def _metric(task: str) -> str:
     return SCORE[task][0].upper().replace("ACC", "accuracy")
 
@@ -298,8 +303,8 @@ def main(argv: list[str] | None = None) -> str:
               f"{time.perf_counter() - start:.0f} s wall time on {torch.get_num_threads()} CPU thread(s).")
     print(footer.strip())
     run.figure(plot_comparison(results, semi, s["tables"], s["models"], metrics, title))
-    numbers = {f"{t}/{m}": float(np.mean(results[(t, m)]["scores"])) for t in s["tables"] for m in s["models"]}
-    numbers.update({f"{s['semi_table']}_{s['labels']}_labels/{n}": float(np.mean(r["scores"]))
+    numbers = {f"{m}_{_key(t)}": float(np.mean(results[(t, m)]["scores"])) for t in s["tables"] for m in s["models"]}
+    numbers.update({f"{n}_{_key(s['semi_table'])}_{s['labels']}_labels": float(np.mean(r["scores"]))
                     for n, r in (semi or {}).items()})
     run.finish(numbers)
     return text + footer

@@ -40,7 +40,7 @@ def test_one_command_gives_the_table(tmp_path, monkeypatch, capsys):
     folder = next((tmp_path / "measured" / "lr_control").iterdir())
     result = json.loads((folder / "results.json").read_text())
     assert result["settings"]["policy"] == str(policy) and result["settings"]["step_scale"] == 0.2
-    assert {"wine-mlp/heuristic_reached", "wine-mlp/learned_reached"} <= set(result["numbers"])
+    assert {"plateau_wine_reached", "learned_wine_reached"} <= set(result["numbers"])
     assert (folder / "plot.png").stat().st_size > 10_000
 
     # --reuse: saved runs are taken as they are (the learned one only for the same policy file), and a run that is

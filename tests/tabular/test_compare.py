@@ -49,8 +49,8 @@ def test_one_command_on_a_users_csv_prints_every_model_and_plots(tmp_path, monke
     folder = next((tmp_path / "measured" / "saint").iterdir())
     result = json.loads((folder / "results.json").read_text())
     assert result["settings"]["target"] == "cultivar" and result["settings"]["epochs"] == 2
-    assert set(result["numbers"]) == {f"{table}/{m}" for m in ("lightgbm", "linear", "mlp", "saint_s", "saint")} | {
-        f"{table}_30_labels/{m}" for m in ("lightgbm", "linear", "scratch", "pretrained")}
+    assert set(result["numbers"]) == {f"{m}_wine" for m in ("lightgbm", "linear", "mlp", "saint_s", "saint")} | {
+        f"{m}_wine_30_labels" for m in ("lightgbm", "linear", "scratch", "pretrained")}
     assert (folder / "plot.png").stat().st_size > 10_000
 
 

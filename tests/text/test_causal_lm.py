@@ -194,5 +194,6 @@ def test_the_docs_comparison_runs_end_to_end(capsys, tmp_path, monkeypatch):
     assert "| full rotary | 856,064 |" in capsys.readouterr().out
     folder = next((tmp_path / "gptj").iterdir())
     result = json.loads((folder / "results.json").read_text())
-    assert set(result["numbers"]) == {"unigram/bpb", "untrained/bpb", "gptj/bpb", "sequential/bpb", "full_rotary/bpb"}
+    assert set(result["numbers"]) == {"unigram_bpb", "untrained_bpb", "gptj_bpb", "sequential_bpb", "full_rotary_bpb",
+                                      "gptj_bpb_std", "sequential_bpb_std", "full_rotary_bpb_std"}
     assert result["settings"]["steps"] == 3 and (folder / "plot.png").stat().st_size > 10_000

@@ -189,8 +189,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"\nwall time of the whole command: {time.perf_counter() - start:.0f} s "
           f"(CPU time of the process: {time.process_time():.0f} s)")
     run.figure(plot_curves(curves, data.bytes_per_token, unigram))
-    numbers = {"unigram/bpb": unigram, "untrained/bpb": rows[1]["bpb"][0]}
-    numbers.update({f"{KEYS[r['model']]}/bpb": float(torch.tensor(r["bpb"]).mean()) for r in rows[2:]})
+    numbers = {"unigram_bpb": unigram, "untrained_bpb": rows[1]["bpb"][0]}
+    for r in rows[2:]:
+        bpb = torch.tensor(r["bpb"], dtype=torch.float64)
+        numbers[f"{KEYS[r['model']]}_bpb"] = float(bpb.mean())
+        numbers[f"{KEYS[r['model']]}_bpb_std"] = float(bpb.std()) if len(bpb) > 1 else 0.0
     run.finish(numbers)
     return rows
 
