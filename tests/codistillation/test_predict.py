@@ -24,7 +24,7 @@ def test_predict_writes_every_groups_classes_and_the_ensembles(tmp_path, capsys)
     seed_everything(0)
     model = Codistillation(functools.partial(SmallConvNet, 3, 4), num_classes=10, num_groups=2, burn_in_steps=1,
                            exchange_every=1)
-    data = SyntheticImageDataModule(num_train=32, num_test=12, image_size=8, batch_size=5, num_workers=0,
+    data = SyntheticImageDataModule(num_train=32, num_test=12, image_size=8, batch_size=4, num_workers=0,
                                     knn_bank_size=0)
     _trainer(tmp_path, max_steps=2).fit(model, data)
     _trainer(tmp_path).predict(model, data, return_predictions=False)  # a tuple reached conv2d here before
