@@ -150,7 +150,7 @@ def run_comparison(tables: list[str], models: list[str], seeds: list[int], epoch
     results: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"scores": [], "seconds": 0.0})
     for table in tables:
         for seed in seeds:
-            data = _data(table, seed, target, verbose=seed == seeds[0])
+            data = _data(table, seed, target)
             for name in models:
                 start = time.perf_counter()
                 score = _run_one(name, data, seed, epochs)
@@ -277,6 +277,10 @@ def main(argv: list[str] | None = None) -> str:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*number of training batches.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    # every table read once before the run starts: a missing file or a bad column stops here, in one line, and the
+    # roles found for each table's columns are printed
+    tasks = {t: _data(t, 0, args.target, verbose=True).schema.task for t in dict.fromkeys([*args.tables,
+                                                                                         args.semi_table]) if t}
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     run = MeasuredRun("saint", settings=settings, out=args.out)
     s = run.settings
@@ -284,12 +288,12 @@ def main(argv: list[str] | None = None) -> str:
     start = time.perf_counter()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     results = run_comparison(s["tables"], s["models"], seeds, s["epochs"], log, s["target"])
-    metrics = {t: _metric(_data(t, 0, s["target"]).schema.task) for t in s["tables"]}
+    metrics = {t: _metric(tasks[t]) for t in s["tables"]}
     semi, title = None, ""
     if s["semi_table"]:
         semi = run_semi_supervised(s["semi_table"], s["labels"], seeds, s["finetune_epochs"], s["pretrain_epochs"],
                                    log, s["target"])
-        metric = _metric(_data(s["semi_table"], 0, s["target"]).schema.task)
+        metric = _metric(tasks[s["semi_table"]])
         title = f"{s['semi_table']}, {s['labels']} labelled training rows ({metric})"
     header = ["model", *(f"{t} ({metrics[t]})" for t in s["tables"]), "time (all tables, all seeds)"]
     text = run.table(header, _rows(results, s["tables"], s["models"]))
