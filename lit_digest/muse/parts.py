@@ -90,10 +90,15 @@ def keep_best(module: LightningModule, score: float) -> bool:
 
 
 def finish_fit(module: LightningModule, evaluator: AlignmentEvaluator, rule: str) -> dict[str, float]:
-    """Loads the best W (best by ``rule``, which the summary names), evaluates it, prints and logs the numbers
-    under ``final/`` at the run's last step, on the same axis as the rest."""
+    """Loads the best W (best by ``rule``, which the summary names) and writes it into ``last.ckpt`` (so the file
+    loads as the model fit ends with), evaluates it, prints and logs the numbers under ``final/`` at the run's last
+    step, on the same axis as the rest."""
     if math.isfinite(float(module.best_score)):
         module.mapping.set_weight_(module.best_weight)
+        trainer = module.trainer
+        for callback in trainer.checkpoint_callbacks:  # last.ckpt: the W that fit ends with, as the module holds it
+            if callback.save_last and callback.last_model_path:
+                trainer.save_checkpoint(callback.last_model_path)
     metrics = evaluate(evaluator, module.mapping.weight, module.dico_eval)
     pl.utilities.rank_zero_info(f"{type(module).__name__} final, the W with the best {rule}: {format_metrics(metrics)}")
     for logger in module.loggers:
