@@ -11,6 +11,106 @@ from __future__ import annotations
 CASES: dict = {}
 
 
+# -- tabular (SAINT) ---------------------------------------------------------------------------------------------
+def _tabular(make):
+    def case():
+        from lit_digest.tabular import TabularDataModule
+
+        return make(), TabularDataModule()
+
+    return case
+
+
+def _saint():
+    from lit_digest.tabular import SAINT
+
+    return SAINT()
+
+
+def _saint_pretrain():
+    from lit_digest.tabular import SAINTPretrain
+
+    return SAINTPretrain()
+
+
+def _tabular_mlp():
+    from lit_digest.tabular import TabularMLP
+
+    return TabularMLP()
+
+
+CASES["SAINT"] = _tabular(_saint)
+CASES["SAINTPretrain"] = _tabular(_saint_pretrain)
+CASES["TabularMLP"] = _tabular(_tabular_mlp)
+CASES["TabularSystem"] = _tabular(_tabular_mlp)  # the base of SAINT and TabularMLP: trained through the MLP
+
+
+# -- text (GPT-J) ------------------------------------------------------------------------------------------------
+def _causal_lm():
+    from lit_digest.text import CausalLM, CorpusDataModule
+
+    return CausalLM(), CorpusDataModule()  # the small preset on the shipped Jargon File excerpt
+
+
+CASES["CausalLM"] = _causal_lm
+
+
+# -- codistillation ----------------------------------------------------------------------------------------------
+def _codistillation():
+    from lit_digest.codistillation import Codistillation
+    from lit_digest.ssl import SmallConvNet, SyntheticImageDataModule
+
+    # the model is injected (no default: the method wraps any classifier); the paper gives no single burn-in, and
+    # the default 500 steps is longer than this run, which Codistillation refuses (distillation would never start)
+    return (Codistillation(SmallConvNet(3, 8), num_classes=10, burn_in_steps=1),
+            SyntheticImageDataModule(knn_bank_size=0))
+
+
+CASES["Codistillation"] = _codistillation
+
+
+# -- MUSE ----------------------------------------------------------------------------------------------------------
+def _muse():
+    from lit_digest.muse import MUSE, SyntheticEmbeddingsDataModule
+
+    # the default data are fastText's 300-d Wikipedia vectors (6 GB each); offline: a synthetic pair of that width
+    return MUSE(), SyntheticEmbeddingsDataModule(dim=300)
+
+
+def _muse_procrustes():
+    from lit_digest.muse import MUSEProcrustes, SyntheticEmbeddingsDataModule
+
+    # as MUSE, with the synthetic pair's training dictionary (supervised MUSE needs one)
+    return MUSEProcrustes(), SyntheticEmbeddingsDataModule(dim=300, dico_train="default")
+
+
+CASES["MUSE"] = _muse
+CASES["MUSEProcrustes"] = _muse_procrustes
+
+
+# -- lr_control ----------------------------------------------------------------------------------------------------
+def _meta_training():
+    from lit_digest.lr_control import MetaTraining, TaskPool
+
+    # one meta-training step is 16 full inner training runs of pool tasks (about 30 s on a CPU): here 2 runs of the
+    # two smallest tasks at a fifth of their budget, as configs/lr_control/smoke.yaml
+    return (MetaTraining(episodes_per_iteration=2, decisions=4),
+            TaskPool(tasks=["cancer-mlp", "digits-mlp-wide"], step_scale=0.2))
+
+
+def _task_module():
+    from lit_digest.lr_control.tasks import POOL, TaskData, TaskModule
+
+    spec = next(s for s in POOL if s.name == "cancer-mlp")  # a task is what TaskModule trains: it has no default
+    return TaskModule(spec), TaskData(spec)
+
+
+CASES["MetaTraining"] = _meta_training
+CASES["TaskModule"] = _task_module
+
+
+# -- text (authors) and text2image -----------------------------------------------------------------------------
+
 def _author_attribution():
     from lit_digest.text.authors import AuthorAttribution, LabelledTextDataModule
 

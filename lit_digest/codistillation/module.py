@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_digest.codistillation.losses import DistillKind, distillation_loss, mean_pairwise_churn, prediction_churn
+from lit_digest.codistillation.predict import CodistillationPredictionWriter, sample_bytes
 from lit_digest.codistillation.replicas import replica_builder
 from lit_digest.codistillation.sharding import read_group_shards
 from lit_digest.core.dist import model_bytes, ring_allreduce_bytes
@@ -326,6 +327,39 @@ class Codistillation(LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
+
+    # -- prediction ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Every group's prediction and the ensemble's, written by ``CodistillationPredictionWriter``.
+
+        ``(inputs, targets)`` batches of a classifier: ``probs (G, B, C)``, every replica's class probabilities
+        (the ensemble is their mean), and the ``targets``. Prompt batches (``ByteTextDataModule``'s predict:
+        ``{"prompt": [text], "tokens": (1, L), "new_bytes": n}``): ``completions``, each replica's continuation
+        and the ensemble's, sampled at temperature 1 with the same seed."""
+        if isinstance(batch, dict):
+            return {"completions": self._complete(batch, batch_idx)}
+        inputs, targets = self._unpack(batch)
+        probs = torch.stack([replica(inputs).float().softmax(-1) for replica in self.replicas])  # (G, B, ..., C)
+        if probs.ndim != 3:
+            raise ValueError(f"Codistillation's predict writes one class per sample, but the model gives outputs of "
+                             f"shape {tuple(probs.shape[1:])}: for a language model, predict prompts "
+                             "(lit_digest.codistillation.ByteTextDataModule with data.init_args.prompts).")
+        return {"probs": probs, "targets": targets}
+
+    def _complete(self, batch: dict, batch_idx: int) -> list[dict[str, str]]:
+        n = int(batch["new_bytes"])
+        row: dict[str, str] = {"prompt": batch["prompt"][0]}
+        members = {f"group{g}": [replica] for g, replica in enumerate(self.replicas)}
+        members["ensemble"] = list(self.replicas)
+        for name, models in members.items():
+            generator = torch.Generator().manual_seed(batch_idx)
+            new = sample_bytes(models, batch["tokens"], n, generator)
+            row[name] = bytes(new).decode("utf-8", errors="replace")
+        return [row]
+
+    def configure_callbacks(self) -> list:
+        return [CodistillationPredictionWriter()]
 
     # -- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:

@@ -39,6 +39,10 @@ class _Windows(Dataset):
         return window[:-1], window[1:]
 
 
+def _only(items: list[dict]) -> dict:
+    return items[0]
+
+
 class ByteTextDataModule(LightningDataModule):
     """Next-byte prediction on one text file; the last ``val_fraction`` of the file is the validation (and
     test) split.
@@ -49,6 +53,9 @@ class ByteTextDataModule(LightningDataModule):
         batch_size: per-device batch size.
         val_fraction: share of the file (at its end) held out.
         num_workers: DataLoader workers.
+        prompts: texts ``predict`` continues (each group's model and the ensemble); ``None``: the first 32 bytes
+            of the first 4 validation windows.
+        predict_bytes: bytes ``predict`` adds to each prompt.
     """
 
     def __init__(
@@ -58,6 +65,8 @@ class ByteTextDataModule(LightningDataModule):
         batch_size: int = 64,
         val_fraction: float = 0.1,
         num_workers: int = 0,
+        prompts: list[str] | None = None,
+        predict_bytes: int = 200,
     ) -> None:
         super().__init__()
         if seq_len < 1:
@@ -69,6 +78,7 @@ class ByteTextDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.num_workers = num_workers
+        self.prompts, self.predict_bytes = prompts, predict_bytes
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -109,6 +119,19 @@ class ByteTextDataModule(LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """One prompt a batch: ``{"prompt": [text], "tokens": (1, L), "new_bytes": n}``."""
+        if self.prompts is not None:
+            prompts = [p.encode("utf-8") for p in self.prompts]
+        else:
+            assert self.val_set is not None, "call setup() first"
+            prompts = [bytes(self.val_set[i][0][:32].tolist()) for i in range(min(4, len(self.val_set)))]
+        items = [{"prompt": [p.decode("utf-8", errors="replace")], "tokens": torch.tensor([list(p)], dtype=torch.long),
+                  "new_bytes": self.predict_bytes} for p in prompts if p]
+        if not items:
+            raise ValueError("data.init_args.prompts holds no text: give at least one non-empty prompt")
+        return DataLoader(items, batch_size=1, collate_fn=_only)
 
 
 class ByteLSTM(nn.Module):

@@ -8,6 +8,10 @@ keeps the policy and its optimiser, and ``--resume auto`` continues a stopped ru
 iteration ``i`` (tasks, seeds, starting learning rates, sampled actions, minibatches) is drawn from
 ``(seed, i)``. The policy is also written to ``<run folder>/policy.pt`` at the end, for ``LearnedController``.
 
+``predict`` shows what the policy does: it runs every task of the pool once (seed 0, the task's nominal learning
+rate) under the policy, greedy, and writes each decision (step, the factor chosen for every hyperparameter, the
+learning rate after it, the losses it saw) to ``<run folder>/trajectories.csv`` (``TrajectoryWriter``).
+
 Each episode starts its task at its nominal AdamW learning rate times ``10 ** U(-lr_noise, lr_noise)`` (the
 paper perturbs the initial learning rate by up to 100x either way, ``noise_definition`` in its config), so that
 the policy learns to repair a poor starting point, and is rewarded by its log speedup over the task's baseline run
@@ -25,7 +29,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from lit_digest.core.callbacks import run_dir
-from lit_digest.core.lightning import LightningDataModule, LightningModule
+from lit_digest.core.lightning import LightningDataModule, LightningModule, pl
+from lit_digest.core.outputs import announce
 from lit_digest.lr_control.actions import HYPERPARAMETERS
 from lit_digest.lr_control.callback import HyperparameterControl
 from lit_digest.lr_control.features import NUM_FEATURES
@@ -34,7 +39,7 @@ from lit_digest.lr_control.ppo import PPOConfig, gae, ppo_loss
 from lit_digest.lr_control.reward import BaselineCurve, log_speedup, shaped_rewards
 from lit_digest.lr_control.tasks import POOL, TaskSpec, available, run_task, scaled
 
-__all__ = ["MetaTraining", "TaskPool"]
+__all__ = ["MetaTraining", "TaskPool", "TrajectoryWriter"]
 
 
 class TaskPool(LightningDataModule):
@@ -64,6 +69,38 @@ class TaskPool(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(list(range(self.iterations_per_epoch)), batch_size=None)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The names of the tasks ``predict`` runs under the policy, one a batch."""
+        names = [s.name for s in POOL if (not self.tasks or s.name in self.tasks) and available(s)]
+        return DataLoader(names, batch_size=1)
+
+
+class TrajectoryWriter(pl.callbacks.BasePredictionWriter):
+    """Writes the decisions ``MetaTraining.predict_step`` returns as ``trajectories.csv`` in the run folder: one row
+    per task and decision (``task``, ``decision``, ``step``, ``<hyperparameter>_factor`` and ``_scale``, ``lr``,
+    ``train_loss``, ``val_loss``)."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="batch")
+        self.rows: list[dict] = []
+
+    def on_predict_epoch_start(self, trainer, pl_module) -> None:
+        self.rows = []
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx=0) -> None:
+        self.rows += prediction
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        if not self.rows or not trainer.is_global_zero:
+            return
+        import pandas as pd
+
+        path = run_dir(trainer) / "trajectories.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(self.rows).to_csv(path, index=False)
+        announce(path, len(self.rows), "controller decisions")
 
 
 class MetaTraining(LightningModule):
@@ -161,6 +198,20 @@ class MetaTraining(LightningModule):
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.ppo.max_grad_norm)
                 optimizer.step()
         return stats
+
+    # -- predict: the policy at work -----------------------------------------------------------------
+    def predict_step(self, batch, batch_idx: int) -> list[dict]:
+        """Every decision of the greedy policy on the named pool task (seed 0, the nominal learning rate)."""
+        name = batch[0] if isinstance(batch, (list, tuple)) else batch
+        spec = next(s for s in self.trainer.datamodule.specs(self.hparams.decisions) if s.name == name)
+        decisions = self.hparams.decisions
+        control = HyperparameterControl(LearnedController(policy=self.policy, greedy=True), decisions=decisions)
+        with torch.inference_mode(False), torch.enable_grad():  # an inner training run inside predict
+            run_task(spec, seed=0, lr=spec.lr, callbacks=[control], val_points=decisions)
+        return [{"task": spec.name, **record} for record in control.history]
+
+    def configure_callbacks(self) -> list:
+        return [TrajectoryWriter()]
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.policy.parameters(), lr=self.ppo.lr, betas=(0.9, 0.999))

@@ -137,15 +137,32 @@ class PlateauController(Controller):
 
 def load_policy(path: str | Path) -> ControllerPolicy:
     """A policy from ``MetaTraining``'s Lightning checkpoint (``checkpoints/last.ckpt``) or from an exported
-    ``policy.pt`` (``{"hidden", "num_features", "sizes", "state_dict"}``)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if "policy_config" in state:  # exported file
-        config, weights = state["policy_config"], state["state_dict"]
-    else:  # a Lightning checkpoint of MetaTraining
+    ``policy.pt`` (``{"policy_config", "state_dict"}``). Anything else is refused at once, with one line: a missing
+    file, a file that is not a torch checkpoint, another method's checkpoint, or weights of another size."""
+    from lit_digest.core.checkpoints import expect_checkpoint
+    from lit_digest.lr_control.meta import MetaTraining
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No controller policy at '{path.resolve()}': give the policy.pt a meta-training run "
+                                "wrote (runs/lr_control-pool/<run>/policy.pt), its checkpoints/last.ckpt, or nothing "
+                                "for the policy shipped with lit_digest.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a Lightning checkpoint that names classes, or no checkpoint at all: say which
+        state = None
+    if not (isinstance(state, dict) and "policy_config" in state):
+        state = expect_checkpoint(path, MetaTraining)  # "not a MetaTraining checkpoint" for anything else
         config = {"hidden": state["hyper_parameters"].get("hidden", 64)}
         weights = {k[len("policy."):]: v for k, v in state["state_dict"].items() if k.startswith("policy.")}
+    else:  # exported file
+        config, weights = state["policy_config"], state["state_dict"]
     policy = ControllerPolicy(**config)
-    policy.load_state_dict(weights)
+    try:
+        policy.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"'{path}' holds a policy that does not fit ControllerPolicy({config}): "
+                         f"{' '.join(str(err).split())[:300]}") from err
     return policy.eval()
 
 

@@ -12,6 +12,12 @@ run is seeded: a saved curve is the curve a rerun gives), e.g. to add a newly me
 grid, or to merge task/seed pairs run in separate processes; only the pairs those files hold are reported;
 ``--lrs`` changes the grid's learning rates; ``--pool-check`` instead compares the controllers on the
 meta-training pool itself. Prints a Markdown table and writes every curve to ``--out`` (JSON).
+
+The run goes through ``lit_digest.core.measured.MeasuredRun`` (``runs/measured/lr_control/<date>_<time>/``,
+``--measured-dir`` for another parent folder): the options as used, the table, ``plot.png`` with the validation
+curves of every task (the best grid point, AdamW untuned, the heuristic and the learned controller, averaged over
+the seeds, and the target; also logged to W&B), ``results.json`` and the machine-readable line. ``--policy`` is
+checked before anything runs: a file that is no ``MetaTraining`` checkpoint nor ``policy.pt`` is refused at once.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lit_digest.core.console import script
+from lit_digest.core.measured import MeasuredRun
 from lit_digest.lr_control.callback import HyperparameterControl
-from lit_digest.lr_control.policy import LearnedController, PlateauController
+from lit_digest.lr_control.policy import LearnedController, PlateauController, load_policy
 from lit_digest.lr_control.tasks import HELD_OUT, SCHEDULES, available, run_task, scaled
 
-__all__ = ["GRID_LRS", "steps_to_reach", "main"]
+__all__ = ["GRID_LRS", "steps_to_reach", "table", "table_rows", "plot_curves", "numbers", "main"]
 
 GRID_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 START_LR = 1e-3
@@ -126,14 +134,15 @@ def run(policy: str | None, seeds: list[int], task_names: list[str], step_scale:
     return results
 
 
-def table(results: dict) -> str:
+def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     """One row per task: the best grid point's own steps to its final loss, then those of AdamW at the controllers'
     start (1e-3, constant: no tuning, no controller), of the heuristic and of the learned controller."""
     start = f"adamw lr={START_LR:g} constant"
-    lines = ["| task | steps | seeds | best grid point (per seed) | target: best final val loss | steps to target: "
-             "best grid point / untuned start / heuristic / learned | speedup over the best grid point: untuned start "
-             "/ heuristic / learned | final val loss: untuned start / heuristic / learned |",
-             "|---|---|---|---|---|---|---|---|"]
+    header = ["task", "steps", "seeds", "best grid point (per seed)", "target: best final val loss",
+              "steps to target: best grid point / untuned start / heuristic / learned",
+              "speedup over the best grid point: untuned start / heuristic / learned",
+              "final val loss: untuned start / heuristic / learned"]
+    rows = []
     for name, task in results["tasks"].items():
         grid_steps, targets, best = [], [], []
         steps: dict[str, list[float]] = {start: [], "heuristic": [], "learned": []}
@@ -154,9 +163,16 @@ def table(results: dict) -> str:
         speed = " / ".join(_speedup(grid_steps, steps[m]) if steps[m] else "-" for m in steps)
         final = " / ".join(f"{np.mean(finals[m]):.3f}" if m in finals else "-" for m in steps)
         seeds = " ".join(map(str, task["seeds"]))
-        lines.append(f"| {name} | {task['steps']} | {seeds} | {', '.join(sorted(set(best)))} | {np.mean(targets):.3f} "
-                     f"| {_fmt_steps(grid_steps)} / {cell} | {speed} | {final} |")
-    return "\n".join(lines)
+        rows.append([name, str(task["steps"]), seeds, ", ".join(sorted(set(best))), f"{np.mean(targets):.3f}",
+                     f"{_fmt_steps(grid_steps)} / {cell}", speed, final])
+    return header, rows
+
+
+def table(results: dict) -> str:
+    """``table_rows`` as Markdown."""
+    header, rows = table_rows(results)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def pool_check(policy: str | None, seed: int = 0) -> str:
@@ -185,6 +201,78 @@ def pool_check(policy: str | None, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
+def _mean_curve(curves: list[list]) -> tuple[np.ndarray, np.ndarray]:
+    length = min(len(c) for c in curves)
+    steps = np.array([step for step, _ in curves[0][:length]])
+    return steps, np.mean([[loss for _, loss in c[:length]] for c in curves], axis=0)
+
+
+def plot_curves(results: dict):
+    """One panel per task: validation loss against the step, averaged over the seeds, for the best grid point (of
+    each seed), AdamW at the controllers' start, the heuristic and the learned controller; the dashed line is the
+    target (the best grid point's final loss)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    start = f"adamw lr={START_LR:g} constant"
+    names = list(results["tasks"])
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.4 * max(1, len(names)), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        seeds = list(results["tasks"][name]["seeds"].values())
+        best, targets = [], []
+        for runs in seeds:
+            finals = {k: v[-1][1] for k, v in runs.items() if k.startswith("adamw") and v and math.isfinite(v[-1][1])}
+            point = min(finals, key=finals.get)
+            best.append(runs[point])
+            targets.append(finals[point])
+        lines = {"best grid point": best}
+        for method, label in ((start, "AdamW 1e-3 constant (untuned)"), ("heuristic", "plateau heuristic"),
+                              ("learned", "learned controller")):
+            if all(method in runs for runs in seeds):
+                lines[label] = [runs[method] for runs in seeds]
+        for label, curves in lines.items():
+            steps, losses = _mean_curve(curves)
+            ax.plot(steps, losses, label=label)
+        ax.axhline(float(np.mean(targets)), color="gray", linestyle="--", linewidth=1, label="target")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"{name} ({len(seeds)} seed(s))", fontsize=9)
+    axes[0][0].set_ylabel("validation loss")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+NUMBER_KEYS = {"wine-mlp": "wine", "fashion-cnn": "fashion_cnn", "bytes-gru": "gru", "heuristic": "plateau",
+               "learned": "learned"}  # names in the measured numbers: learned_gru, plateau_wine, ...
+
+
+def numbers(results: dict) -> dict[str, float]:
+    """Per task: the geometric-mean speedup of each controller over the best grid point (seeds where the target
+    was reached; ``learned_gru``, ``plateau_wine``), and the fraction of seeds that reached it (``..._reached``)."""
+    out: dict[str, float] = {}
+    for name, task in results["tasks"].items():
+        for method in ("heuristic", "learned"):
+            key = f"{NUMBER_KEYS[method]}_{NUMBER_KEYS.get(name, name.replace('-', '_'))}"
+            ratios, reached = [], 0
+            for runs in task["seeds"].values():
+                if method not in runs:
+                    continue
+                finals = {k: v[-1][1] for k, v in runs.items() if k.startswith("adamw") and v}
+                point = min(finals, key=finals.get)
+                grid, mine = steps_to_reach(runs[point], finals[point]), steps_to_reach(runs[method], finals[point])
+                if math.isfinite(mine):
+                    ratios.append(grid / mine)
+                    reached += 1
+            if ratios:
+                out[key] = float(math.exp(np.mean(np.log(ratios))))
+            if any(method in runs for runs in task["seeds"].values()):
+                out[f"{key}_reached"] = reached / len(task["seeds"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", help="policy.pt or a MetaTraining checkpoint (without it: no learned row)")
@@ -193,28 +281,44 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--step-scale", type=float, default=1.0, help="every task's budget times this")
     parser.add_argument("--lrs", type=float, nargs="+", default=list(GRID_LRS), help="the grid's learning rates")
     parser.add_argument("--grid-only", action="store_true", help="only the AdamW baselines")
-    parser.add_argument("--out", default="runs/lr_control-speedup/results.json")
+    parser.add_argument("--out", default="runs/lr_control-speedup/results.json", help="every curve, as JSON")
     parser.add_argument("--reuse", nargs="*", default=[],
                         help="runs of earlier --out files (grid, heuristic; learned if the same --policy); "
                              "only the task/seed pairs they hold are reported")
     parser.add_argument("--pool-check", action="store_true", help="instead: the in-distribution check on the pool")
+    parser.add_argument("--measured-dir", default=None,
+                        help="parent folder of the measured run's folder (default runs/measured)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.tasks) - {s.name for s in HELD_OUT})
+    if unknown:
+        parser.error(f"unknown held-out task(s) {unknown}; choose from {[s.name for s in HELD_OUT]}")
+    for path in args.reuse:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--reuse {path}: no such file (give the --out JSON of an earlier run)")
+    if args.policy:
+        load_policy(args.policy)  # a wrong file is refused now, not after the grid's runs
     torch.set_num_threads(1)
     start = time.perf_counter()
     if args.pool_check:
         print(pool_check(args.policy))
         print(f"\nwall time {time.perf_counter() - start:.0f}s")
         return {}
-    results = run(args.policy, args.seeds, args.tasks, args.step_scale, args.grid_only, args.reuse, tuple(args.lrs))
+    settings = {k: v for k, v in vars(args).items() if k not in ("measured_dir", "pool_check")}
+    measured = MeasuredRun("lr_control", settings=settings, out=args.measured_dir)
+    s = measured.settings
+    results = run(s["policy"], s["seeds"], s["tasks"], s["step_scale"], s["grid_only"], s["reuse"], tuple(s["lrs"]))
     results["total_wall_s"] = time.perf_counter() - start
-    out = Path(args.out)
+    out = Path(s["out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=float))
-    print(table(results))
+    measured.table(*table_rows(results))
     wall = ", ".join(f"{k} {v:.0f}s" for k, v in results["wall_s"].items())
-    print(f"\nseeds {args.seeds}; wall time {results['total_wall_s']:.0f}s ({wall}); curves in {out}")
+    print(f"\nseeds {s['seeds']}; wall time {results['total_wall_s']:.0f}s ({wall}); curves in {out}")
+    if results["tasks"]:
+        measured.figure(plot_curves(results))
+    measured.finish({**numbers(results), **{f"wall_s_{k}": v for k, v in results["wall_s"].items()}})
     return results
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(script(main)())

@@ -27,11 +27,11 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
-from lit_digest.core.lightning import NAMESPACE, Callback, LightningModule, Trainer, pl
+from lit_digest.core.lightning import NAMESPACE, Callback, LightningDataModule, LightningModule, Trainer, pl
 from lit_digest.core.optim import Optim, make_optimizer
 
-__all__ = ["TaskSpec", "TaskModule", "SCHEDULES", "schedule_factor", "POOL", "HELD_OUT", "available", "load_arrays",
-           "task_loaders", "build_model", "run_task", "ValCurve", "scaled"]
+__all__ = ["TaskSpec", "TaskModule", "TaskData", "SCHEDULES", "schedule_factor", "POOL", "HELD_OUT", "available",
+           "load_arrays", "task_loaders", "build_model", "run_task", "ValCurve", "scaled"]
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -245,6 +245,7 @@ class TaskModule(LightningModule):
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.save_hyperparameters()  # TaskSpec is plain settings: checkpoints load with load_from_checkpoint(path)
         self.spec, self.schedule = spec, schedule
         self.optim = Optim(name="adamw", lr=spec.lr if lr is None else lr, weight_decay=weight_decay)
         self.model = build_model(spec)
@@ -272,6 +273,21 @@ class TaskModule(LightningModule):
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         factor = functools.partial(lambda step, kind: schedule_factor(kind, step / total), kind=self.schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}}
+
+
+class TaskData(LightningDataModule):
+    """One task's data as a DataModule (``task_loaders``): its shuffled training batches (order seeded by ``seed``)
+    and one validation batch of the whole split."""
+
+    def __init__(self, spec: TaskSpec, seed: int = 0) -> None:
+        super().__init__()
+        self.spec, self.seed = spec, seed
+
+    def train_dataloader(self) -> DataLoader:
+        return task_loaders(self.spec, self.seed)[0]
+
+    def val_dataloader(self) -> DataLoader:
+        return task_loaders(self.spec, self.seed)[1]
 
 
 def scaled(spec: TaskSpec, step_scale: float, multiple: int) -> TaskSpec:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from lit_digest.core.download import fetch, missing_data_error
 from lit_digest.core.lightning import LightningDataModule
@@ -190,10 +190,8 @@ class EmbeddingsDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         """The source vocabulary as ``(row ids, vectors)`` chunks: ``predict`` maps them with W."""
-        ids = torch.arange(len(self.src))
-        chunks = [(ids[i:i + self.predict_batch_size], self.src.vectors[i:i + self.predict_batch_size])
-                  for i in range(0, len(ids), self.predict_batch_size)]
-        return DataLoader(chunks, batch_size=None)
+        rows = TensorDataset(torch.arange(len(self.src)), self.src.vectors)
+        return DataLoader(rows, batch_size=self.predict_batch_size)
 
     # export -------------------------------------------------------------------
     def export(self, weight: Tensor, out_dir: str | os.PathLike, fmt: str = "vec") -> tuple[Path, Path]:

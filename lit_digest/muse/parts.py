@@ -9,9 +9,13 @@ import torch
 from torch import Tensor
 
 from lit_digest.core.lightning import LightningModule, pl
+from lit_digest.muse.csls import topk_similarity
 from lit_digest.muse.evaluator import AlignmentEvaluator
 
-__all__ = ["attach_embeddings", "closed_form_step", "evaluate", "format_metrics", "keep_best", "finish_fit"]
+__all__ = ["attach_embeddings", "closed_form_step", "evaluate", "format_metrics", "keep_best", "finish_fit",
+           "predict_translations", "TRANSLATIONS"]
+
+TRANSLATIONS = 5  # target words per source word that predict writes
 
 
 def closed_form_step(module: LightningModule) -> None:
@@ -45,6 +49,18 @@ def attach_embeddings(module: LightningModule, dim: int, knn: int, criterion_wor
     return AlignmentEvaluator(module.src_emb, module.tgt_emb, knn, criterion_words, int(chunk_mib) * 2**20)
 
 
+@torch.no_grad()
+def predict_translations(module: LightningModule, ids: Tensor, vectors: Tensor) -> dict[str, Tensor]:
+    """For a chunk of the source vocabulary (row ``ids``, ``vectors``): the words ``mapped`` by W, and their
+    ``TRANSLATIONS`` best target words by CSLS (``translations``, target row ids) with their ``csls`` scores, the
+    neighbourhood terms taken over both whole vocabularies as in training (arXiv 1710.04087, eq. 6)."""
+    src, tgt, r_src, r_tgt = module.evaluator.aligned(module.mapping.weight)
+    rows = ids.to(src.device)
+    csls, translations = topk_similarity(src[rows], tgt, TRANSLATIONS, query_bias=r_src[rows], key_bias=r_tgt,
+                                         scale=2.0, chunk_bytes=module.evaluator.chunk_bytes)
+    return {"index": ids, "mapped": module.mapping(vectors), "translations": translations, "csls": csls}
+
+
 def evaluate(evaluator: AlignmentEvaluator, weight: Tensor, dictionary: Tensor | None) -> dict[str, float]:
     """The criterion, and P@1/5/10 (NN and CSLS) when there is a gold dictionary."""
     metrics = {"criterion": evaluator.criterion(weight)}
@@ -74,10 +90,15 @@ def keep_best(module: LightningModule, score: float) -> bool:
 
 
 def finish_fit(module: LightningModule, evaluator: AlignmentEvaluator, rule: str) -> dict[str, float]:
-    """Loads the best W (best by ``rule``, which the summary names), evaluates it, prints and logs the numbers
-    under ``final/`` at the run's last step, on the same axis as the rest."""
+    """Loads the best W (best by ``rule``, which the summary names) and writes it into ``last.ckpt`` (so the file
+    loads as the model fit ends with), evaluates it, prints and logs the numbers under ``final/`` at the run's last
+    step, on the same axis as the rest."""
     if math.isfinite(float(module.best_score)):
         module.mapping.set_weight_(module.best_weight)
+        trainer = module.trainer
+        for callback in trainer.checkpoint_callbacks:  # last.ckpt: the W that fit ends with, as the module holds it
+            if callback.save_last and callback.last_model_path:
+                trainer.save_checkpoint(callback.last_model_path)
     metrics = evaluate(evaluator, module.mapping.weight, module.dico_eval)
     pl.utilities.rank_zero_info(f"{type(module).__name__} final, the W with the best {rule}: {format_metrics(metrics)}")
     for logger in module.loggers:

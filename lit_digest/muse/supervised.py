@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from lit_digest.core.lightning import LightningModule, pl
+from lit_digest.muse.callbacks import TranslationWriter
 from lit_digest.muse.evaluator import AlignmentEvaluator, InductionSettings
 from lit_digest.muse.mapping import LinearMapping
 from lit_digest.muse.parts import (
@@ -19,6 +20,7 @@ from lit_digest.muse.parts import (
     finish_fit,
     format_metrics,
     keep_best,
+    predict_translations,
 )
 from lit_digest.muse.unsupervised import DicoBuild
 
@@ -123,9 +125,12 @@ class MUSEProcrustes(LightningModule):
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=1)
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        """The source vocabulary (row ``index``, vectors) mapped into the target space by W."""
-        ids, vectors = batch
-        return {"index": ids, "mapped": self.mapping(vectors)}
+        """The source vocabulary (row ``index``, vectors) mapped into the target space by W, and each word's best
+        translations by CSLS; ``TranslationWriter`` writes them (``translations.tsv``, ``vectors-<src>.txt``)."""
+        return predict_translations(self, *batch)
+
+    def configure_callbacks(self) -> list:
+        return [TranslationWriter()]
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         metrics = evaluate(self.evaluator, self.mapping.weight, batch)

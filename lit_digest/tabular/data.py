@@ -21,136 +21,38 @@ Semi-supervised runs keep the labels of a stratified, seeded part of the trainin
 (``labels_fraction`` or ``labels_count``); ``train_rows: all`` serves every training row (labels unused)
 for pre-training.
 
+Before anything is fitted, the rows without a target are dropped (and counted), a feature column with no
+value at all or an infinite value is refused with its name, id-like columns are dropped unless named
+(``lit_digest.tabular.columns``), and the roles found for every column are printed.
+
 Batches are ``TableBatch(x_cat (B, C) long, x_cont (B, N) float, cont_mask (B, N) float, y (B,))``.
-Training batches are shuffled (and the last partial batch is dropped when the split holds more than one
-batch: a row-attention batch of a handful of rows is a different model input); validation, test and
-predict batches keep the table's order and a fixed ``eval_batch_size``, so every run groups the same
-rows together.
+Training batches are shuffled, and every training row is in one batch each epoch: the epoch's rows are cut
+into ``ceil(rows / batch_size)`` batches of sizes that differ by one at most (``EvenBatchSampler``), so no
+row is dropped and no batch is a handful of rows (a row-attention batch of a few rows is a different model
+input). Validation, test and predict batches keep the table's order and a fixed ``eval_batch_size``, so
+every run groups the same rows together. ``row_index`` keeps, for every split, each row's index in the
+input table, which ``predict`` writes beside its predictions.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from lit_digest.core.lightning import LightningDataModule
+from lit_digest.tabular.columns import check_values, describe_roles, id_like, is_numeric, say
+from lit_digest.tabular.encoding import TableBatch, TablePreprocessor, TableSchema, Task
 from lit_digest.tabular.tables import read_table
 
-__all__ = ["TableBatch", "TableSchema", "TablePreprocessor", "TableDataset", "TabularDataModule", "Task"]
-
-Task = Literal["binary", "multiclass", "regression"]
-
-
-class TableBatch(NamedTuple):
-    x_cat: torch.Tensor  # (B, C) long: 0 = missing or unseen, 1.. = training vocabulary
-    x_cont: torch.Tensor  # (B, N) float: standardised, 0 where missing
-    cont_mask: torch.Tensor  # (B, N) float: 1 observed, 0 missing
-    y: torch.Tensor  # (B,) long class index, or float standardised target; -1 / nan where unlabelled
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    """What a model needs to know of a table: its columns, their sizes and the task."""
-
-    target: str
-    task: Task
-    categorical: tuple[str, ...]
-    cardinalities: tuple[int, ...]  # per categorical column, the missing-value token included
-    continuous: tuple[str, ...]
-    classes: tuple[str, ...] = ()  # classification labels, in index order
-    target_mean: float = 0.0  # regression: y = target_mean + target_std * prediction
-    target_std: float = 1.0
-
-    @property
-    def num_outputs(self) -> int:
-        """2 logits for binary tasks (the official code's ``y_dim = 2`` with cross-entropy), one per class,
-        or 1 regression output."""
-        return 1 if self.task == "regression" else len(self.classes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TableSchema:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-class TablePreprocessor:
-    """Encoders, scalers and target classes fitted on the training rows only; ``encode`` turns any rows of
-    the same table into tensors."""
-
-    def __init__(self, schema: TableSchema, vocabularies: dict[str, list[str]], mean: list[float],
-                 std: list[float], source: str = "the table") -> None:
-        self.schema, self.vocabularies, self.source = schema, vocabularies, source
-        self.mean, self.std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
-
-    @classmethod
-    def fit(cls, train: pd.DataFrame, target: str, categorical: list[str], continuous: list[str], task: Task,
-            source: str = "the table") -> TablePreprocessor:
-        vocabularies = {c: sorted(train[c].dropna().astype(str).unique().tolist()) for c in categorical}
-        values = train[continuous].to_numpy(dtype=np.float64) if continuous else np.zeros((len(train), 0))
-        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-        mean, std = np.nan_to_num(mean), np.where(np.isnan(std) | (std < 1e-6), 1e-6, std)  # official floor 1e-6
-        labels = train[target].dropna()
-        if task == "regression":
-            y = labels.to_numpy(dtype=np.float64)
-            classes, t_mean, t_std = (), float(y.mean()), float(max(y.std(), 1e-6))
-        else:
-            classes, t_mean, t_std = tuple(sorted(labels.astype(str).unique().tolist())), 0.0, 1.0
-            if task == "binary" and len(classes) != 2:
-                raise ValueError(f"task 'binary' needs 2 classes in column '{target}' of {source}, found "
-                                 f"{len(classes)} in the training split: {list(classes)[:10]}")
-        schema = TableSchema(target, task, tuple(categorical), tuple(len(vocabularies[c]) + 1 for c in categorical),
-                             tuple(continuous), classes, t_mean, t_std)
-        return cls(schema, vocabularies, mean.tolist(), std.tolist(), source)
-
-    def encode(self, frame: pd.DataFrame, split: str = "rows") -> TableBatch:
-        s = self.schema
-        x_cat = np.zeros((len(frame), len(s.categorical)), dtype=np.int64)
-        for j, column in enumerate(s.categorical):
-            index = {v: i + 1 for i, v in enumerate(self.vocabularies[column])}
-            values = frame[column]
-            x_cat[:, j] = [0 if pd.isna(v) else index.get(str(v), 0) for v in values]
-        raw = frame[list(s.continuous)].to_numpy(dtype=np.float64) if s.continuous else np.zeros((len(frame), 0))
-        observed = ~np.isnan(raw)
-        x_cont = np.where(observed, (raw - self.mean) / self.std, 0.0)
-        y = self._encode_target(frame[s.target], split) if s.target in frame else np.full(len(frame), -1)
-        y_t = torch.as_tensor(y, dtype=torch.float32 if s.task == "regression" else torch.long)
-        return TableBatch(torch.as_tensor(x_cat), torch.as_tensor(x_cont, dtype=torch.float32),
-                          torch.as_tensor(observed, dtype=torch.float32), y_t)
-
-    def _encode_target(self, labels: pd.Series, split: str) -> np.ndarray:
-        s = self.schema
-        if s.task == "regression":
-            return ((labels.to_numpy(dtype=np.float64) - s.target_mean) / s.target_std).astype(np.float32)
-        index = {c: i for i, c in enumerate(s.classes)}
-        unknown = sorted({str(v) for v in labels.dropna() if str(v) not in index})
-        if unknown:
-            raise ValueError(f"The {split} split of {self.source} has classes of column '{s.target}' that the "
-                             f"training split lacks: {unknown[:10]}. Use a larger table or a different "
-                             "data.init_args.split_seed.")
-        return np.array([-1 if pd.isna(v) else index[str(v)] for v in labels], dtype=np.int64)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema.as_dict(), "vocabularies": self.vocabularies, "mean": self.mean.tolist(),
-                "std": self.std.tolist(), "source": self.source}
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> TablePreprocessor:
-        return cls(TableSchema.from_dict(state["schema"]), state["vocabularies"], state["mean"], state["std"],
-                   state.get("source", "the table"))
+__all__ = ["TableBatch", "TableSchema", "TablePreprocessor", "TableDataset", "TabularDataModule", "Task",
+           "EvenBatchSampler"]
 
 
 class TableDataset(Dataset):
@@ -172,6 +74,28 @@ class TableDataset(Dataset):
 
 def _whole_batch(batch: TableBatch) -> TableBatch:
     return batch
+
+
+class EvenBatchSampler(BatchSampler):
+    """The rows of ``sampler`` (each epoch's order) in ``ceil(n / batch_size)`` batches whose sizes differ by one
+    at most: every row once per epoch, no batch much smaller than the others. Lightning can rebuild it around a
+    distributed sampler (same arguments as ``BatchSampler``)."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False) -> None:
+        super().__init__(sampler, batch_size, drop_last=False)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)
+
+    def __iter__(self):
+        order = list(self.sampler)
+        batches = max(1, math.ceil(len(order) / self.batch_size))
+        base, extra = divmod(len(order), batches)
+        start = 0
+        for b in range(batches):
+            size = base + (b < extra)
+            yield order[start:start + size]
+            start += size
 
 
 def _stratified_split(frame: pd.DataFrame, fraction: float, stratify: pd.Series | None, seed: int,
@@ -201,6 +125,9 @@ class TabularDataModule(LightningDataModule):
             (stratified, seeded); both unset: every label.
         train_rows: ``labelled`` (supervised training) or ``all`` (pre-training: every training row).
         batch_size: training batch (official: 256); eval_batch_size: validation / test / predict batch.
+        predict_table: a ``.csv`` / ``.parquet`` file of rows to predict, with this table's feature columns (the
+            target is optional); ``None`` predicts the test split.
+        verbose: print the rows, the task and the role of every column when the table is read.
     """
 
     def __init__(
@@ -220,6 +147,8 @@ class TabularDataModule(LightningDataModule):
         batch_size: int = 256,
         eval_batch_size: int = 256,
         num_workers: int = 0,
+        predict_table: str | None = None,
+        verbose: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
@@ -240,6 +169,7 @@ class TabularDataModule(LightningDataModule):
         self._frame: pd.DataFrame | None = None
         self.preprocessor: TablePreprocessor | None = None
         self.splits: dict[str, TableBatch] = {}
+        self.row_index: dict[str, np.ndarray] = {}  # per split: each row's index in the input table
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, target: str, **kwargs: Any) -> TabularDataModule:
@@ -253,7 +183,8 @@ class TabularDataModule(LightningDataModule):
         table = self.hparams.table
         return f"the DataFrame '{table}'" if self._frame is not None else f"table '{table}'"
 
-    def _columns(self, frame: pd.DataFrame, bundled_target: str, bundled_cat: list[str]) -> tuple[str, list, list]:
+    def _columns(self, frame: pd.DataFrame, bundled_target: str,
+                 bundled_cat: list[str]) -> tuple[str, list, list, list]:
         hp, source = self.hparams, self._source()
         target = hp.target or bundled_target
         if not target:
@@ -265,30 +196,34 @@ class TabularDataModule(LightningDataModule):
             raise ValueError(f"Column(s) {unknown} not in {source}; its columns are {list(frame.columns)}. "
                              "Fix data.init_args.target / categorical / continuous / drop.")
         features = [c for c in frame.columns if c != target and c not in (hp.drop or [])]
+        named = {*(hp.categorical or []), *(hp.continuous or []), *bundled_cat}
+        automatic = hp.categorical is None or hp.continuous is None
+        id_columns = [c for c in features if automatic and c not in named and id_like(frame[c])]
+        features = [c for c in features if c not in id_columns]
         if hp.categorical is not None:
             categorical = list(hp.categorical)
         else:
-            categorical = [c for c in features if c in bundled_cat or not _is_numeric(frame[c])]
+            categorical = [c for c in features if c in bundled_cat or not is_numeric(frame[c])]
             categorical = [c for c in categorical if hp.continuous is None or c not in hp.continuous]
         continuous = list(hp.continuous) if hp.continuous is not None else [c for c in features if c not in categorical]
         both = sorted(set(categorical) & set(continuous))
         if both:
             raise ValueError(f"Column(s) {both} of {source} are named both categorical and continuous.")
         for column in continuous:
-            if not _is_numeric(frame[column]):
+            if not is_numeric(frame[column]):
                 example = frame[column].dropna().astype(str).head(3).tolist()
                 raise ValueError(f"Continuous column '{column}' of {source} is not numeric (dtype "
                                  f"{frame[column].dtype}, values like {example}): list it in "
                                  "data.init_args.categorical, or drop it.")
         if not categorical and not continuous:
             raise ValueError(f"{source} has no feature columns besides the target '{target}'.")
-        return target, categorical, continuous
+        return target, categorical, continuous, id_columns
 
     def _task(self, labels: pd.Series) -> Task:
         if self.hparams.task is not None:
             return self.hparams.task
         values = labels.dropna()
-        if not _is_numeric(values) or (np.allclose(values, np.round(values)) and values.nunique() <= 20):
+        if not is_numeric(values) or (np.allclose(values, np.round(values)) and values.nunique() <= 20):
             return "binary" if values.nunique() == 2 else "multiclass"
         return "regression"
 
@@ -302,8 +237,13 @@ class TabularDataModule(LightningDataModule):
         else:
             bundled = read_table(hp.table)
             frame, bundled_target, bundled_cat = bundled.frame, bundled.target, bundled.categorical
-        target, categorical, continuous = self._columns(frame, bundled_target, bundled_cat)
-        frame = frame[frame[target].notna()].reset_index(drop=True)
+        target, categorical, continuous, id_columns = self._columns(frame, bundled_target, bundled_cat)
+        check_values(frame, target, categorical, continuous, self._source())
+        labelled = frame[target].notna().to_numpy()
+        labels = frame.index.to_numpy()[labelled]  # the input's row index, kept beside the positions
+        frame = frame[labelled].reset_index(drop=True)
+        if frame.empty:
+            raise ValueError(f"The target column '{target}' of {self._source()} has no value.")
         task = self._task(frame[target])
         stratify = frame[target].astype(str) if task != "regression" else None
         rest, test = _stratified_split(frame, hp.test_fraction, stratify, hp.split_seed, "test")
@@ -316,25 +256,32 @@ class TabularDataModule(LightningDataModule):
                                  "table or change data.init_args.val_fraction / test_fraction.")
         prep = TablePreprocessor.fit(train, target, categorical, continuous, task, self._source())
         self.preprocessor = prep
+        if hp.verbose:
+            dropped = [c for c in frame.columns if c not in (target, *categorical, *continuous)]
+            say(describe_roles(self._source(), len(frame), target, task, list(prep.schema.classes), categorical,
+                               continuous, dropped, id_columns, int((~labelled).sum())))
         self.splits = {"train_all": prep.encode(train, "training"), "val": prep.encode(val, "validation"),
                        "test": prep.encode(test, "test")}
-        self.splits["train"] = self._labelled(self.splits["train_all"], task)
+        self.row_index = {"train_all": labels[train.index], "val": labels[val.index], "test": labels[test.index]}
+        kept = self._labelled(self.splits["train_all"], task)
+        self.splits["train"] = TableBatch(*(t[kept] for t in self.splits["train_all"]))
+        self.row_index["train"] = self.row_index["train_all"][kept.numpy()]
 
-    def _labelled(self, train: TableBatch, task: Task) -> TableBatch:
+    def _labelled(self, train: TableBatch, task: Task) -> torch.Tensor:
+        """The positions of the training rows whose labels are kept."""
         hp = self.hparams
         n = len(train.y)
         if hp.labels_fraction is None and hp.labels_count is None:
-            return train
+            return torch.arange(n)
         keep = hp.labels_count if hp.labels_count is not None else max(1, math.floor(hp.labels_fraction * n))
         if keep >= n:
-            return train
+            return torch.arange(n)
         stratify = train.y.numpy() if task != "regression" else None
         if stratify is not None and keep < len(np.unique(stratify)):
             raise ValueError(f"labels_count / labels_fraction keeps {keep} labelled rows of {self._source()}, "
                              f"fewer than its {len(np.unique(stratify))} classes: keep at least one row per class.")
         rows, _ = train_test_split(np.arange(n), train_size=keep, random_state=hp.split_seed, stratify=stratify)
-        index = torch.as_tensor(np.sort(rows))
-        return TableBatch(*(t[index] for t in train))
+        return torch.as_tensor(np.sort(rows))
 
     @property
     def schema(self) -> TableSchema:
@@ -345,10 +292,13 @@ class TabularDataModule(LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         if not self.splits:
             self.setup()
-        data = TableDataset(self.splits[split])
-        batch = self.batch_size if train else self.eval_batch_size
-        return DataLoader(data, batch_size=batch, shuffle=train, drop_last=train and len(data) > batch,
-                          collate_fn=_whole_batch, num_workers=self.num_workers,
+        rows = self.splits[split] if split in self.splits else self._predict_rows()
+        data = TableDataset(rows)
+        if train:
+            batches = EvenBatchSampler(RandomSampler(data), self.batch_size)
+        else:
+            batches = BatchSampler(SequentialSampler(data), self.eval_batch_size, drop_last=False)
+        return DataLoader(data, batch_sampler=batches, collate_fn=_whole_batch, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
@@ -361,7 +311,25 @@ class TabularDataModule(LightningDataModule):
         return self._loader("test", train=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+        """The test split, or the rows of ``predict_table``; ``predict_rows`` names them and ``row_index["predict"]``
+        gives their index in that table."""
+        return self._loader("test" if self.hparams.predict_table is None else "predict", train=False)
+
+    def predict_index(self) -> np.ndarray:
+        """The index, in their table, of the rows ``predict_dataloader`` serves (in its order)."""
+        if "predict" not in self.row_index and self.hparams.predict_table is not None:
+            self._predict_rows()
+        return self.row_index["test" if self.hparams.predict_table is None else "predict"]
+
+    @property
+    def predict_rows(self) -> str:
+        """What ``predict`` reads: ``test`` (the test split) or the ``predict_table`` file."""
+        return "test" if self.hparams.predict_table is None else str(self.hparams.predict_table)
+
+    def _predict_rows(self) -> TableBatch:
+        frame = read_table(self.hparams.predict_table).frame
+        self.row_index["predict"] = frame.index.to_numpy()
+        return self.encode(frame)
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted preprocessing, saved in Lightning checkpoints."""

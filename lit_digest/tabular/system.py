@@ -9,7 +9,9 @@ from torch import Tensor, nn
 from lit_digest.core.lightning import LightningModule
 from lit_digest.core.optim import configure_optim
 from lit_digest.tabular.data import TableBatch, TableSchema
+from lit_digest.tabular.predict import TablePredictionWriter
 from lit_digest.tabular.tasks import (
+    SCORE,
     check_schema,
     predictions,
     schema_from_trainer,
@@ -24,9 +26,14 @@ __all__ = ["TabularSystem"]
 class TabularSystem(LightningModule):
     """Builds the network for the DataModule's ``schema`` when training starts (or at once when ``schema`` is in
     the hyperparameters, as in a checkpoint), then: ``train/loss``; ``val/*`` and ``test/*`` metrics
-    (``auroc`` + ``acc``, ``acc`` or ``rmse``); ``predict`` gives class probabilities or the target in its units."""
+    (``auroc`` + ``acc``, ``acc`` or ``rmse``) and ``score``, the task's metric with higher better (AUROC,
+    accuracy, or minus the RMSE) for a checkpoint monitor that works on any table; ``predict`` gives class
+    probabilities or the target in its units, written to ``predictions.csv`` (``TablePredictionWriter``)."""
 
     schema: TableSchema | None = None
+
+    def __init__(self) -> None:  # explicit: its subclasses' hyperparameters are what a checkpoint must name
+        super().__init__()
 
     def build(self, schema: TableSchema) -> None:
         """Subclasses build their layers here, then call ``super().build(schema)``."""
@@ -59,16 +66,32 @@ class TabularSystem(LightningModule):
         for name, metric in self.metrics[split].items():
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name != "acc")
 
+    def _log_score(self, split: str) -> None:
+        name, higher = SCORE[self.schema.task]
+        metric = self.metrics[split][name]
+        if metric.update_called:
+            value = metric.compute()
+            self.log(f"{split}/score", value if higher else -value)
+
     def validation_step(self, batch: TableBatch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        self._log_score("val")
+
     def test_step(self, batch: TableBatch, batch_idx: int) -> None:
         self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_score("test")
 
     def predict_step(self, batch: TableBatch, batch_idx: int) -> Tensor:
         """Class probabilities ``(B, classes)`` or the target in its own units ``(B,)``."""
         batch = TableBatch(*batch)
         return predictions(self(batch.x_cat, batch.x_cont, batch.cont_mask), self.schema)
+
+    def configure_callbacks(self) -> list:
+        return [TablePredictionWriter("predictions")]
 
     def configure_optimizers(self):
         # one group over every weight (the official SAINT AdamW decays all of them)

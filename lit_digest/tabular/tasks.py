@@ -20,7 +20,9 @@ from lit_digest.tabular.data import TableSchema
 
 __all__ = ["SCORE", "task_loss", "task_metrics", "predictions", "schema_from_trainer", "update_metrics"]
 
-# the metric that selects checkpoints and that the comparison reports, per task: (name, higher is better)
+# the metric that selects checkpoints and that the comparison reports, per task: (name, higher is better); every
+# task also logs it as ``<split>/score``, higher is better (RMSE negated), so one ModelCheckpoint(monitor='val/score',
+# mode='max') works for any table
 SCORE: dict[str, tuple[str, bool]] = {"binary": ("auroc", True), "multiclass": ("acc", True),
                                       "regression": ("rmse", False)}
 

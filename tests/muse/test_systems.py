@@ -226,14 +226,21 @@ def test_dis_most_frequent_above_the_vocabulary_is_reported(tmp_path):
         trainer(tmp_path, max_epochs=1).fit(model, dm)
 
 
-def test_predict_writes_the_source_vocabulary_mapped_by_w(tmp_path):
-    from lit_digest.core.callbacks import PredictionWriter
-
+def test_predict_writes_each_words_translations_and_the_mapped_vocabulary(tmp_path, capsys):
     dm = SyntheticEmbeddingsDataModule(n_words=300, dim=8, dico_train="default", n_train=100)
     model = MUSEProcrustes(dim=8, n_refinement=1, dico_max_rank=300, criterion_words=300)
     trainer(tmp_path).fit(model, dm)
-    writer = PredictionWriter(fmt="pt", dirpath=str(tmp_path))
-    trainer(tmp_path, callbacks=[writer]).predict(model, dm, return_predictions=False)
-    written = torch.load(writer.path)
-    assert written["index"].tolist() == list(range(300))
-    torch.testing.assert_close(written["mapped"], dm.src.vectors @ model.mapping.weight.detach().T)
+    trainer(tmp_path).predict(model, dm, return_predictions=False)
+    out = capsys.readouterr().out
+    assert f"lit_digest: wrote 300 translated words to {tmp_path / 'translations.tsv'}" in out
+    assert f"lit_digest: wrote 300 mapped source embeddings to {tmp_path / 'vectors-src.txt'}" in out
+    lines = (tmp_path / "translations.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[:3] == ["source", "translation_1", "csls_1"] and len(lines) == 301
+    rows = [line.split("\t") for line in lines[1:]]
+    gold = dict(dm.pair.gold.tolist())
+    found = [dm.tgt.word2id[r[1]] == gold[dm.src.word2id[r[0]]] for r in rows]
+    assert sum(found) / len(found) > 0.9  # the planted translation comes first
+    assert all(float(r[2]) >= float(r[4]) >= float(r[10]) for r in rows)  # best first, 5 of them
+    mapped = load_embeddings(tmp_path / "vectors-src.txt")
+    assert mapped.words == dm.src.words
+    torch.testing.assert_close(mapped.vectors, dm.src.vectors @ model.mapping.weight.detach().T, atol=1e-4, rtol=0)

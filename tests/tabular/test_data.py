@@ -98,9 +98,9 @@ def test_labelled_subset_and_all_training_rows():
     labelled, everything = data.splits["train"], data.splits["train_all"]
     assert len(labelled.y) == 40 and len(everything.y) == 369
     assert abs(float(labelled.y.float().mean()) - float(everything.y.float().mean())) < 0.05  # stratified
-    assert sum(len(b.y) for b in data.train_dataloader()) == 32  # shuffled batches, the partial one dropped
+    assert sum(len(b.y) for b in data.train_dataloader()) == 40  # shuffled batches, every row
     pretrain = TabularDataModule("breast_cancer", labels_count=40, train_rows="all", batch_size=16)
-    assert sum(len(b.y) for b in pretrain.train_dataloader()) == 368
+    assert sum(len(b.y) for b in pretrain.train_dataloader()) == 369
     fraction = TabularDataModule("breast_cancer", labels_fraction=0.1)
     fraction.setup()
     assert len(fraction.splits["train"].y) == 36

@@ -3,6 +3,7 @@ Face weights in and Lightning checkpoints out, activation checkpointing, samples
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 from lit_digest.core.lightning import Callback, pl, seed_everything
 from lit_digest.core.optim import Optim
-from lit_digest.text import CausalLM, CorpusDataModule, GPTJConfig, save_hf
+from lit_digest.text import PRESETS, CausalLM, CorpusDataModule, GPTJConfig, save_hf
 from lit_digest.text.gptj import GPTJ, estimate_memory, lm_loss
 
 TINY = GPTJConfig.preset("tiny")
@@ -38,9 +39,16 @@ def test_loss_is_cross_entropy_and_the_z_term_is_mesh_transformer_jaxs():
     torch.testing.assert_close(z_shifted, z.detach())  # unchanged by a constant shift of the logits
 
 
-def test_defaults_are_gptj_6b_and_its_optimiser():
+def test_defaults_are_the_small_preset_with_gptjs_optimiser_and_6b_is_explicit(capsys):
     lm = CausalLM()
-    assert lm.config == GPTJConfig() and lm.model is None  # nothing allocated before configure_model
+    assert lm.config == PRESETS["small"] and lm.model is None  # nothing allocated before configure_model
+    assert capsys.readouterr().err == ""
+    six_b = CausalLM(preset="6b")
+    assert six_b.config == GPTJConfig() and six_b.model is None
+    err = capsys.readouterr().err
+    assert "large GPT-J (the 6b preset)" in err and "6.05 B parameters" in err and "GiB" in err
+    with pytest.raises(ValueError, match="preset must be one of"):
+        CausalLM(preset="7b")
     o = lm.optim
     assert (o.name, o.lr, o.weight_decay, o.betas, o.warmup_steps, o.final_lr_ratio) == (
         "adamw", 1.2e-4, 0.1, (0.9, 0.999), 3000, 0.1)
@@ -87,12 +95,18 @@ def test_samples_go_to_wandb_as_text(quiet_trainer, monkeypatch, tmp_path):
     assert all(text.startswith("hacker: ") for _, text in kw["data"])
 
 
-def test_predict_continues_the_prompts(quiet_trainer):
+def test_predict_continues_the_prompts_and_writes_them(quiet_trainer, tmp_path, capsys):
     lm = CausalLM(model=TINY, samples=0, max_new_tokens=5, top_k=3, memory_report=False)
     out = quiet_trainer().predict(lm, small_data(prompts=["a", "bc", "def"], batch_size=2))
     rows = [r for batch in out for r in batch]
     assert [r["prompt"] for r in rows] == ["a", "bc", "def"]
     assert all(len(r["tokens"]) == 5 and isinstance(r["completion"], str) for r in rows)
+    written = tmp_path / "completions.jsonl"
+    assert f"lit_digest: wrote 3 completions to {written}" in capsys.readouterr().out
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
+    assert lines == rows
+    quiet_trainer().predict(lm, small_data(prompts=["a", "bc", "def"], batch_size=2))
+    assert [json.loads(line) for line in written.read_text().splitlines()] == lines  # seeded: a rerun agrees
 
 
 def test_pretrained_weights_are_loaded_then_checkpoints_need_no_folder(quiet_trainer, tmp_path):
@@ -168,11 +182,18 @@ def test_half_precision_weights_train_in_float32(quiet_trainer, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_docs_comparison_runs_end_to_end(capsys):
+@pytest.mark.timeout(300)
+def test_the_docs_comparison_runs_end_to_end(capsys, tmp_path, monkeypatch):
     from lit_digest.text.gptj.compare import main
 
+    monkeypatch.setenv("WANDB_MODE", "disabled")
     rows = main(["--corpus", "jargon", "--steps", "3", "--batch-size", "2", "--seq-len", "32",
-                 "--val-fraction", "0.01"])
+                 "--val-fraction", "0.01", "--out", str(tmp_path)])
     assert [r["model"].split(" ")[0] for r in rows] == ["unigram", "GPT-J,", "GPT-J", "sequential", "full"]
     assert len({r["params"] for r in rows[2:]}) == 2  # the sequential block adds one LayerNorm a layer, no more
     assert "| full rotary | 856,064 |" in capsys.readouterr().out
+    folder = next((tmp_path / "gptj").iterdir())
+    result = json.loads((folder / "results.json").read_text())
+    assert set(result["numbers"]) == {"unigram_bpb", "untrained_bpb", "gptj_bpb", "sequential_bpb", "full_rotary_bpb",
+                                      "gptj_bpb_std", "sequential_bpb_std", "full_rotary_bpb_std"}
+    assert result["settings"]["steps"] == 3 and (folder / "plot.png").stat().st_size > 10_000

@@ -160,5 +160,17 @@ class SAINTPretrain(LightningModule):
         for name, value in self.losses(batch, generator).items():
             self.log(f"val/{name}", value, batch_size=len(batch.y))
 
+    @torch.no_grad()
+    def predict_step(self, batch: TableBatch, batch_idx: int) -> Tensor:
+        """The CLS token's contextual embedding ``(B, d)`` of each row (the rows of a predict batch attend to each
+        other, as in pre-training), written to ``embeddings.csv``."""
+        batch = TableBatch(*batch)
+        return self.net(batch.x_cat, batch.x_cont, batch.cont_mask)[:, 0]
+
+    def configure_callbacks(self) -> list:
+        from lit_digest.tabular.predict import TablePredictionWriter
+
+        return [TablePredictionWriter("embeddings")]
+
     def configure_optimizers(self):
         return configure_optim(self, [{"params": [p for p in self.parameters() if p.requires_grad]}], self.optim)

@@ -13,6 +13,7 @@ peak, gradients clipped to global norm 1 (``trainer.gradient_clip_val: 1.0`` in 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import torch
@@ -22,10 +23,13 @@ from lit_digest.core.lightning import LightningModule, pl
 from lit_digest.core.optim import Optim, configure_optim, split_decay_groups
 from lit_digest.text.gptj.hf import config_from_hf, load_hf, read_hf_folder
 from lit_digest.text.gptj.memory import estimate_memory
-from lit_digest.text.gptj.model import GPTJ, GPTJConfig
+from lit_digest.text.gptj.model import GPTJ, PRESETS, GPTJConfig
 from lit_digest.text.gptj.sampling import generate
+from lit_digest.text.gptj.writer import CompletionWriter
 
-__all__ = ["CausalLM", "lm_loss", "shard_model"]
+__all__ = ["CausalLM", "lm_loss", "shard_model", "LARGE_PARAMETERS"]
+
+LARGE_PARAMETERS = 100_000_000  # a model this size or larger prints its memory estimate when it is constructed
 
 # Checkpoints keep the model's sizes in their hyperparameters: let torch.load(weights_only=True) read them.
 torch.serialization.add_safe_globals([GPTJConfig])
@@ -60,10 +64,15 @@ def shard_model(model: GPTJ, mesh: Any) -> GPTJ:
 class CausalLM(LightningModule):
     """Next-token prediction with GPT-J: ``train/loss`` (nats per token), ``val/loss``, ``val/bpb`` (bits per
     UTF-8 byte, from the DataModule's ``bytes_per_token``), ``val/ppl`` (per token); samples to W&B after each
-    validation; ``predict`` continues the DataModule's prompts.
+    validation; ``predict`` continues the DataModule's prompts and writes ``completions.jsonl`` in the run folder
+    (``CompletionWriter``).
 
     Args:
-        model: the sizes (``GPTJConfig``; the default is GPT-J-6B's).
+        model: the sizes (``GPTJConfig``); ``None`` takes ``preset``'s.
+        preset: a named size of ``lit_digest.text.gptj.PRESETS`` when ``model`` is ``None``: ``small`` (the
+            default: byte-level, 4 layers, d_model 128, 0.86 M parameters, trains on a CPU), ``tiny`` (tests) or
+            ``6b`` (GPT-J-6B, for sharded GPUs: configs/gptj/fsdp). A model of 100 M parameters or more prints its
+            memory estimate when it is constructed.
         pretrained: a Hugging Face GPT-J folder (``config.json`` + weights) to start from; its sizes must equal
             ``model``'s. Read when training starts fresh, not when resuming or loading a Lightning checkpoint.
         optim: AdamW, peak lr 1.2e-4, 3000 warmup steps, cosine to 10%, weight decay 0.1 (GPT-J-6B's run; the
@@ -76,7 +85,7 @@ class CausalLM(LightningModule):
         memory_report: print the per-device memory estimate when training starts.
     """
 
-    def __init__(self, model: GPTJConfig = GPTJConfig(), pretrained: str | None = None,
+    def __init__(self, model: GPTJConfig | None = None, preset: str = "small", pretrained: str | None = None,
                  optim: Optim = Optim(name="adamw", lr=1.2e-4, weight_decay=0.1, betas=(0.9, 0.999),
                                       warmup_steps=3000, final_lr_ratio=0.1),
                  z_loss: float = 1e-4, activation_checkpointing: bool = False, samples: int = 1,
@@ -88,10 +97,28 @@ class CausalLM(LightningModule):
                              f"{max_new_tokens}")
         if top_p is not None and not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if model is None and preset not in PRESETS:
+            raise ValueError(f"model.init_args.preset must be one of {sorted(PRESETS)}, got {preset!r} (or give the "
+                             "sizes in model.init_args.model)")
         self.save_hyperparameters()
-        self.config, self.optim = model, optim
+        self.config, self.optim = model if model is not None else PRESETS[preset], optim
+        if self.config.num_parameters() >= LARGE_PARAMETERS:
+            self._announce_size(preset if model is None else None)
         self.model: GPTJ | None = None
         self.last_samples: list[str] = []
+
+    def _announce_size(self, preset: str | None) -> None:
+        """One line before anything is built: the model's size and what training it on one device takes."""
+        if getattr(pl.utilities.rank_zero_only, "rank", 0) != 0:
+            return
+        seq = self.config.n_positions
+        estimate = estimate_memory(self.config, 1, seq, shards=1, half_activations=True,
+                                   activation_checkpointing=self.hparams.activation_checkpointing)
+        name = f"the {preset} preset" if preset else "model.init_args.model"
+        print(f"lit_digest: CausalLM builds a large GPT-J ({name}). "
+              + estimate.describe(f"one device, 1 sequence of {seq} tokens, 16-bit activations")
+              + "; a CPU cannot train it: shard it over GPUs (configs/gptj/fsdp) or choose preset small",
+              file=sys.stderr, flush=True)
 
     # -- the model ---------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -183,11 +210,15 @@ class CausalLM(LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict[str, Any]]:
         """Continuations of a batch of prompts: ``{"prompt", "completion", "tokens"}`` each (``completion`` needs the
-        DataModule's tokenizer)."""
-        new = self._generate(batch["ids"])
+        DataModule's tokenizer), drawn with a generator seeded by the batch's number: a rerun writes the same."""
+        seed = torch.Generator(device=self.device).manual_seed(batch_idx)
+        new = self._generate(batch["ids"], seed)
         tokenizer = getattr(self.trainer.datamodule, "tokenizer", None)
         return [{"prompt": p, "tokens": n, "completion": tokenizer.decode(n) if tokenizer else None}
                 for p, n in zip(batch["text"], new)]
+
+    def configure_callbacks(self) -> list:
+        return [CompletionWriter()]
 
     # -- set-up ---------------------------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
