@@ -324,3 +324,20 @@ def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys):
     assert len(rows) == 6 and all(0 <= r["linear"] <= 1 and 0 <= r["knn"] <= 1 for r in rows)
     assert [r["sigma"] for r in rows if r["kind"] == "generated"] == [0.0, 0.5, 2.0, 0.5]
     assert result["eval_train"] == 2000 and (tmp_path / "generator" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_sweep_plot_draws_every_arm():
+    from lit_digest.ssl.genrep.experiment import sweep_figure
+
+    rows = [{"name": "real", "kind": "real", "sigma": None, "knn": 0.8, "linear": 0.82},
+            {"name": "random", "kind": "random", "sigma": None, "knn": 0.7, "linear": 0.72},
+            *({"name": "generated", "kind": "generated", "sigma": s, "pixel": True, "knn": a, "linear": a}
+              for s, a in ((0.0, 0.74), (0.5, 0.76), (2.0, 0.73))),
+            {"name": "generated", "kind": "generated", "sigma": 0.5, "pixel": False, "knn": 0.6, "linear": 0.61}]
+    fig = sweep_figure(rows)
+    for ax, metric in zip(fig.axes, ("linear", "knn")):
+        sweep, latent = ax.lines[0], ax.lines[1]
+        assert list(sweep.get_xdata()) == [0.0, 0.5, 2.0] and list(latent.get_xdata()) == [0.5]
+        assert list(sweep.get_ydata()) == pytest.approx([100 * r[metric] for r in rows[2:5]])
+        assert sorted(line.get_ydata()[0] for line in ax.lines[2:]) == pytest.approx([100 * rows[1][metric],
+                                                                                       100 * rows[0][metric]])
