@@ -31,7 +31,8 @@ class KNNEval(LightningModule):
     Nothing trains: ``python -m lit_digest validate --config configs/knn_eval/<data>.yaml`` runs it
     directly; under ``fit`` the training step is a no-op (the configs set
     ``limit_train_batches: 1`` and ``max_epochs: 1``) and the result comes from the
-    validation at the end of that epoch, logged to every logger (W&B).
+    validation at the end of that epoch, logged to every logger (W&B); ``fit`` stops after that epoch whatever
+    ``max_epochs`` says (no step is ever taken, so ``max_steps`` could not end it).
 
     Args:
         backbone: the encoder architecture, any ``nn.Module`` mapping images to ``(B, D)``; None: the methods'
@@ -81,6 +82,9 @@ class KNNEval(LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         return None  # nothing to train: see the class docstring
+
+    def on_train_epoch_end(self) -> None:
+        self.trainer.should_stop = True  # the epoch's validation gave the result; another would repeat it
 
     def configure_optimizers(self):
         return None

@@ -89,3 +89,11 @@ def test_checkpoints_load_with_load_from_checkpoint_alone(cls, tmp_path, quiet_t
     assert type(loaded) is cls and loaded.state_dict().keys() == model.state_dict().keys()
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
+
+
+@pytest.mark.timeout(60)
+def test_knn_eval_fit_ends_after_one_evaluation_whatever_bounds_the_run(quiet_trainer):
+    """Before: nothing steps the optimisers of ``KNNEval``, so a run bounded by ``max_steps`` never ended."""
+    trainer = quiet_trainer(max_steps=3, num_sanity_val_steps=0)
+    trainer.fit(KNNEval(SmallConvNet(width=4)), tiny_data())
+    assert trainer.current_epoch == 1 and 0 <= trainer.callback_metrics["val/knn_acc_k20"] <= 1

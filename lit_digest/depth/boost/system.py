@@ -66,8 +66,9 @@ class DepthMerge(LightningModule):
     their merge ("merged"; with ``patches_in_test`` the test adds the whole method, "boosted"), with
     RMSE, AbsRel and depth-edge F1 (``val/rmse_low`` ...). ``predict`` runs the whole method.
 
-    The defaults are the sizes of ``configs/depth/boost/procedural.yaml`` (around ``SmallDepthNet()``, a 48-px
-    receptive field: merge input 128 px, 7 down-samplings, R_max 384, sides multiple of 4), which train in seconds
+    The defaults are the sizes of the measured experiment (``python -m lit_digest.depth.experiment``: around
+    ``SmallDepthNet()``, a 48-px receptive field, merge input 128 px, 7 down-samplings, 16 filters, R_max 384,
+    sides multiple of 4; ``configs/depth/boost/procedural.yaml`` has 64 filters), which train in seconds
     on a CPU; the paper's (around MiDaS: RF 384, merge input 1024 px, 10 down-samplings, R_max 3000, multiples of
     32) are in ``configs/depth/boost/{ibims1,middlebury2014}.yaml``.
 
@@ -77,7 +78,8 @@ class DepthMerge(LightningModule):
         estimator_checkpoint: its weights (a lit_digest ``.ckpt`` or a state_dict), under ``estimator_prefix``.
         estimator_output: ``depth`` or ``disparity`` (MiDaS): how its output relates to depth.
         receptive_field: ``RF`` in px; ``None`` computes it from the estimator (``lit_digest.tools.shapes``).
-        merge_size, num_downs, ngf, ndf, d_layers: network sizes (paper: 1024, 10, 64, 64, 3; defaults 128, 7).
+        merge_size, num_downs, ngf, ndf, d_layers: network sizes (paper: 1024, 10, 64, 64, 3; defaults 128, 7, 16,
+            16, 3).
         lambda_l1, guided_radius (``None``: 64 px scaled from 672 px), guided_eps: the objective and targets.
         context_threshold, max_size, max_upscale, multiple_of: ``BoostSettings`` (x of R_x, R_max, ...).
         optim_g, optim_d, decay_fraction: the two optimisers and pix2pix's linear decay.
@@ -92,8 +94,8 @@ class DepthMerge(LightningModule):
         receptive_field: int | None = None,
         merge_size: int = 128,
         num_downs: int = 7,
-        ngf: int = 64,
-        ndf: int = 64,
+        ngf: int = 16,
+        ndf: int = 16,
         d_layers: int = 3,
         lambda_l1: float = 1000.0,
         reference: Literal["estimate", "depth"] = "estimate",
