@@ -312,9 +312,10 @@ DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
-def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys):
+def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys, monkeypatch):
     from lit_digest.ssl.genrep.experiment import main
 
+    monkeypatch.chdir(tmp_path)  # the measured run's folder: runs/measured/genrep/<date>_<time>
     text = main(["--out", str(tmp_path), "--quick", "--sigmas", "0.5", "2", "--latent-only", "0.5"])
     for expected in ("real Fashion-MNIST (baseline)", "random initialisation", "pixel only", "latent + pixel",
                      "latent only", "rises then falls", "wall time", "on 2000 labeled training images"):
@@ -324,6 +325,10 @@ def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys):
     assert len(rows) == 6 and all(0 <= r["linear"] <= 1 and 0 <= r["knn"] <= 1 for r in rows)
     assert [r["sigma"] for r in rows if r["kind"] == "generated"] == [0.0, 0.5, 2.0, 0.5]
     assert result["eval_train"] == 2000 and (tmp_path / "generator" / "checkpoints" / "last.ckpt").is_file()
+    measured = next((tmp_path / "runs" / "measured" / "genrep").iterdir())
+    recorded = json.loads((measured / "results.json").read_text())
+    assert recorded["settings"]["sigmas"] == [0.5, 2.0] and recorded["settings"]["steps"] == 5  # --quick's, as used
+    assert (measured / "sigma_sweep.png").stat().st_size > 0 and "real/knn" in recorded["numbers"]
 
 
 def test_the_sweep_plot_draws_every_arm():
