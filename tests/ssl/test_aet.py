@@ -165,5 +165,7 @@ def test_the_compare_command_records_its_settings_table_and_plot(tmp_path, monke
     assert result["settings"] == {**summary["args"], "methods": ["affine"]} and result["settings"]["width"] == 12
     assert result["settings"]["epochs"] == 1 and result["settings"]["seed"] == 3
     assert [row[0] for row in result["tables"][0]["rows"]] == ["random", "affine"]
-    assert (folder / "errors.png").stat().st_size > 0 and "affine/param_mse" in result["numbers"]
+    numbers = result["numbers"]
+    assert (folder / "errors.png").stat().st_size > 0 and "affine_param_mse" in numbers
+    assert numbers["affine_knn_error"] == pytest.approx(100 * (1 - summary["results"]["affine"]["knn_acc"]))
     assert "lit_digest: wrote 1 plot to" in capsys.readouterr().out

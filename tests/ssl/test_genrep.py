@@ -328,17 +328,20 @@ def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys, 
     measured = next((tmp_path / "runs" / "measured" / "genrep").iterdir())
     recorded = json.loads((measured / "results.json").read_text())
     assert recorded["settings"]["sigmas"] == [0.5, 2.0] and recorded["settings"]["steps"] == 5  # --quick's, as used
-    assert (measured / "sigma_sweep.png").stat().st_size > 0 and "real/knn" in recorded["numbers"]
+    assert (measured / "sigma_sweep.png").stat().st_size > 0
+    assert {"real_knn", "random_linear", "pixel_knn", "sigma05_linear", "sigma2_knn", "latent_sigma05_knn"} <= set(
+        recorded["numbers"])
 
 
 def test_the_sweep_plot_draws_every_arm():
-    from lit_digest.ssl.genrep.experiment import sweep_figure
+    from lit_digest.ssl.genrep.experiment import arm_name, sweep_figure
 
     rows = [{"name": "real", "kind": "real", "sigma": None, "knn": 0.8, "linear": 0.82},
             {"name": "random", "kind": "random", "sigma": None, "knn": 0.7, "linear": 0.72},
             *({"name": "generated", "kind": "generated", "sigma": s, "pixel": True, "knn": a, "linear": a}
               for s, a in ((0.0, 0.74), (0.5, 0.76), (2.0, 0.73))),
             {"name": "generated", "kind": "generated", "sigma": 0.5, "pixel": False, "knn": 0.6, "linear": 0.61}]
+    assert [arm_name(r) for r in rows] == ["real", "random", "pixel", "sigma05", "sigma2", "latent_sigma05"]
     fig = sweep_figure(rows)
     for ax, metric in zip(fig.axes, ("linear", "knn")):
         sweep, latent = ax.lines[0], ax.lines[1]

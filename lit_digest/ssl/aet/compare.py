@@ -230,8 +230,11 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"args": dict(s), "results": results, "wall_s": wall}
     if s["out"]:
         Path(s["out"]).write_text(json.dumps(summary, indent=2))
-    run.finish({f"{name}/{key}": value for name, row in results.items() for key, value in row.items()
-                if not key.endswith("_s")})
+    numbers = {f"{name}_{key[:-4]}_error": 100 * (1 - row[key]) for name, row in results.items()
+               for key in ("nonlinear_acc", "conv_acc", "knn_acc")}  # error rates in %, as the paper's table
+    numbers.update({f"{name}_{key.replace('mean_mse', 'mean_guess_mse')}": row[key] for name, row in results.items()
+                    for key in ("param_mse", "mean_mse") if key in row})
+    run.finish(numbers)
     return summary
 
 

@@ -225,6 +225,15 @@ def default_data_dir() -> str:
         return "data"
 
 
+def arm_name(row: dict[str, Any]) -> str:
+    """The row's name in the numbers the command prints: ``random``, ``real``, ``pixel`` (sigma 0), ``sigma05``
+    (sigma 0.5, with pixel augmentations), ``latent_sigma05`` (the walk alone)."""
+    if row["kind"] != "generated":
+        return row["kind"]
+    name = "pixel" if row["sigma"] == 0 else "sigma" + format(row["sigma"], "g").replace(".", "")
+    return name if row.get("pixel", True) else f"latent_{name}"
+
+
 def sweep_figure(rows: list[dict[str, Any]]):
     """Accuracy (kNN and linear probe) against sigma for the encoders trained on generated views (sigma 0: pixel
     augmentations alone), the latent-only arms as crosses, and the real-data and random encoders as lines."""
@@ -312,11 +321,9 @@ def main(argv: list[str] | None = None) -> str:
                                                              "command": command.strip(), "wall_seconds": wall},
                                                             indent=2))
     measured.figure(sweep_figure(rows), "sigma_sweep")
-    numbers = {f"{r['kind']}{'' if r.get('sigma') is None else '/sigma' + format(r['sigma'], 'g')}"
-               f"{'' if r.get('pixel', True) else '_latent_only'}/{metric}": r[metric]
-               for r in rows for metric in ("knn", "linear")}
-    measured.finish({**numbers, **{f"findings/{m}/{k}": float(v) for m, f in result.items() for k, v in f.items()
-                                   if isinstance(v, (bool, int, float))}})
+    measured.finish({**{f"{arm_name(r)}_{metric}": 100 * r[metric] for r in rows for metric in ("knn", "linear")},
+                     **{f"{m}_{k}": float(v) for m, f in result.items() for k, v in f.items()
+                        if isinstance(v, (bool, int, float))}})
     return text
 
 
