@@ -1,17 +1,24 @@
 """``python -m lit_digest get <name> [--to DIR]``: fetch a data set behind the README's numbers from its public
-source and build the exact file measured (``lit_digest.core.public_data``); without a name, list them."""
+source and build the exact file measured (``lit_digest.core.public_data``); without a name, list them. A mistake
+(an unknown name, no network, a corrupt download) is one line on stderr and exit status 1."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from lit_digest.core.console import script
 from lit_digest.core.public_data import DATASETS, get, listing
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command on ``argv`` (default: ``sys.argv[1:]``); its exit status."""
+    return script(_main)(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lit_digest get", description=__doc__.split("\n\n")[0],
                                      epilog=listing(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", nargs="?", help=f"one of {', '.join(DATASETS)}; none: list them")
