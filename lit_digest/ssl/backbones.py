@@ -106,8 +106,9 @@ class SmallConvNet(nn.Module):
 
 
 def default_encoder(backbone: nn.Module | None) -> nn.Module:
-    """``backbone``, or when it is None the methods' default encoder ``SmallConvNet(in_channels=3, width=32)``:
-    small enough that a method built with its defaults trains a few steps of batch 256 in seconds on a CPU. The
-    papers' CIFAR ResNet-18 (``ResNet(18, cifar_stem=True)``, in ``configs/<method>/cifar10.yaml``) takes about
-    30 s per such step there (15 images/s on 2 CPU threads, README "Benchmarks")."""
-    return SmallConvNet() if backbone is None else backbone
+    """``backbone``, or when it is None the methods' default encoder ``SmallConvNet(in_channels=3, width=16)``, the
+    encoder of the measured CIFAR-subset runs (docs/ssl.md): small enough that a method built with its defaults
+    trains a few steps of batch 256 in seconds on a CPU. The papers' CIFAR ResNet-18 (``ResNet(18,
+    cifar_stem=True)``, in ``configs/<method>/cifar10.yaml``) takes about 30 s per such step there (15 images/s on
+    2 CPU threads, README "Benchmarks")."""
+    return SmallConvNet(width=16) if backbone is None else backbone

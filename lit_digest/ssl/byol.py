@@ -43,8 +43,9 @@ class BYOL(LightningModule):
     uses lr 0.1 in the same LARS optimiser, its weight adapted and its bias not, as solo-learn's classifier.
 
     Args:
-        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``; None: ``SmallConvNet()``, 3 channels
-            (``lit_digest.ssl.backbones.default_encoder``: the paper's ResNet-18 is too slow for a CPU default).
+        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``; None: ``SmallConvNet(width=16)``,
+            3 channels (``lit_digest.ssl.backbones.default_encoder``: the paper's ResNet-18 is too slow for a CPU
+            default).
         num_classes: classes of the online linear probe.
         feature_dim: ``D``, if the backbone has no ``num_features`` attribute.
         proj_hidden_dim, proj_dim: projector sizes.

@@ -36,7 +36,7 @@ class KNNEval(LightningModule):
 
     Args:
         backbone: the encoder architecture, any ``nn.Module`` mapping images to ``(B, D)``; None: the methods'
-            default ``SmallConvNet()`` (``lit_digest.ssl.backbones.default_encoder``).
+            default ``SmallConvNet(width=16)`` (``lit_digest.ssl.backbones.default_encoder``).
         checkpoint: path of the pretrained weights (lit_digest ``.ckpt`` or a state_dict file);
             ``None`` evaluates the backbone as built (e.g. a random-encoder baseline).
         checkpoint_prefix: the encoder's key prefix in the checkpoint (``None``: ``"backbone."``

@@ -45,7 +45,7 @@ class LinearEval(LightningModule):
 
     Args:
         backbone: the encoder architecture, any ``nn.Module`` mapping images to ``(B, D)``; None: the methods'
-            default ``SmallConvNet()`` (``lit_digest.ssl.backbones.default_encoder``).
+            default ``SmallConvNet(width=16)`` (``lit_digest.ssl.backbones.default_encoder``).
         checkpoint: path of the pretrained weights; ``None`` keeps the backbone as built (a
             random-encoder baseline, or weights loaded by the caller).
         checkpoint_prefix: the encoder's key prefix in the checkpoint; ``None`` picks

@@ -34,7 +34,7 @@ class SupCon(SimCLR):
     1024, lr 0.5, temperature 0.1 and a 128-d projection.
 
     Args:
-        backbone: as ``SimCLR``'s (None: ``SmallConvNet()``).
+        backbone: as ``SimCLR``'s (None: ``SmallConvNet(width=16)``).
         optim: SGD as above.
         variant: ``"out"`` (the paper's L_out, eq. 2) or ``"in"`` (eq. 3; the loss solo-learn trains with,
             whose published numbers are quoted above: see ``lit_digest.ssl.losses.supcon_loss``).

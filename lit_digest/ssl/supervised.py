@@ -31,8 +31,9 @@ class Supervised(LightningModule):
     with linear scaling, weight decay 1e-4, cosine schedule, 10 warmup epochs for large batches).
 
     Args:
-        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``; None: ``SmallConvNet()``, 3 channels
-            (``lit_digest.ssl.backbones.default_encoder``: the paper's ResNet-18 is too slow for a CPU default).
+        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``; None: ``SmallConvNet(width=16)``,
+            3 channels (``lit_digest.ssl.backbones.default_encoder``: the paper's ResNet-18 is too slow for a CPU
+            default).
         num_classes: classifier outputs.
         feature_dim: ``D``, if the backbone has no ``num_features`` attribute.
         optim: optimiser and schedule (``lit_digest.core.optim.Optim``).
