@@ -34,14 +34,14 @@ def no_distributed_env_between_tests():
 @pytest.fixture
 def cifar_subset():
     if not CIFAR_SUBSET.is_file():
-        pytest.skip(f"real-data test: {CIFAR_SUBSET} is absent on this machine")
+        pytest.skip(f"real-data test: {CIFAR_SUBSET} is absent (python -m lit_digest get cifar10_subset builds it)")
     return CIFAR_SUBSET
 
 
 @pytest.fixture
 def att_faces():
     if not ATT_FACES.is_dir():
-        pytest.skip(f"real-data test: {ATT_FACES} is absent on this machine")
+        pytest.skip(f"real-data test: {ATT_FACES} is absent (python -m lit_digest get att_faces builds it)")
     return ATT_FACES
 
 

@@ -142,3 +142,68 @@ def _text2image(method: str):
 
 for _method in ("VQGANModule", "CLIPModule", "VQGANCLIP", "SceneAttributeClassifier"):
     CASES[_method] = _text2image(_method)
+
+
+# -- ssl, gan, depth ------------------------------------------------------------------------------------------
+# The image methods share their DataModules; SyntheticImageDataModule() (3-channel 32-px class patterns, offline)
+# stands in for CIFAR-10, the data their defaults are shaped for. The augmentation is the data's option
+# (``views``): its default is one un-augmented view, so BYOL and SimCLR, which compare two views, get theirs.
+
+
+def _byol():
+    from lit_digest.ssl import BYOL, BYOLViews, SyntheticImageDataModule
+
+    return BYOL(), SyntheticImageDataModule(views=BYOLViews())
+
+
+def _simclr():
+    from lit_digest.ssl import SimCLR, SimCLRViews, SyntheticImageDataModule
+
+    return SimCLR(), SyntheticImageDataModule(views=SimCLRViews())
+
+
+def _on_synthetic_images(name: str):
+    def case():
+        import lit_digest.ssl
+        import lit_digest.ssl.aet
+
+        method = getattr(lit_digest.ssl, name, None) or getattr(lit_digest.ssl.aet, name)
+        return method(), lit_digest.ssl.SyntheticImageDataModule()
+
+    return case
+
+
+def _dcgan():
+    from lit_digest.ssl import SyntheticImageDataModule
+    from lit_digest.ssl.genrep import DCGAN
+
+    # DCGAN()'s defaults are Fashion-MNIST's 28-px grey images; FashionMNISTDataModule() downloads them, so the
+    # offline stand-in takes their shape (real images as they are: views=None, its default)
+    return DCGAN(), SyntheticImageDataModule(image_size=28, channels=1)
+
+
+def _scfegan():
+    from lit_digest.gan import SCFEGAN, SyntheticFaceDataModule
+
+    return SCFEGAN(), SyntheticFaceDataModule()
+
+
+def _depth(name: str):
+    def case():
+        import lit_digest.depth
+
+        return getattr(lit_digest.depth, name)(), lit_digest.depth.ProceduralRGBDDataModule()
+
+    return case
+
+
+CASES.update({
+    "BYOL": _byol,
+    "SimCLR": _simclr,
+    **{name: _on_synthetic_images(name) for name in ("SupCon", "Supervised", "LinearEval", "KNNEval", "AET", "AED",
+                                                     "BlockClassifier")},
+    "DCGAN": _dcgan,
+    "SCFEGAN": _scfegan,
+    "DepthEstimation": _depth("DepthEstimation"),
+    "DepthMerge": _depth("DepthMerge"),
+})

@@ -11,8 +11,17 @@ from lit_digest.core.lightning import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-CIFAR_SUBSET = SHARED_DATA / "cifar10_subset.npz"
-ATT_FACES = SHARED_DATA / "att_faces"
+
+
+def real_data(name: str) -> Path:
+    """The developers' shared copy of a data set, else the one ``python -m lit_digest get <name>`` built in the
+    clone's ``data/`` (what a user has)."""
+    shared = SHARED_DATA / name
+    return shared if shared.exists() else ROOT / "data" / name
+
+
+CIFAR_SUBSET = real_data("cifar10_subset.npz")
+ATT_FACES = real_data("att_faces")
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from lit_digest.core.lightning import Callback, LightningModule, Trainer, pl
+from lit_digest.core.outputs import announce
 
 __all__ = ["FiniteLossGuard", "CheckpointOnException", "ChannelsLast", "PredictionWriter", "run_dir", "write_columns",
            "MonitoredMetricCheck", "ProgressBar"]
@@ -107,17 +108,18 @@ class PredictionWriter(pl.callbacks.BasePredictionWriter):
 
     Args:
         fmt: ``"npy"`` (one structured array: ``np.load(path)["features"]``, no pickle), ``"pt"`` (a dict
-            of tensors, ``torch.load``) or ``"parquet"`` (a table with one column per field; needs pandas and
-            pyarrow).
+            of tensors, ``torch.load``), ``"csv"`` (a table, one column per value: a vector field ``probabilities``
+            of K values gives ``probabilities_0`` .. ``probabilities_<K-1>``) or ``"parquet"`` (a table with one
+            column per field; needs pandas and pyarrow).
         dirpath: the folder; ``None`` is the run folder.
         name: the file's name without its suffix.
     """
 
-    def __init__(self, fmt: Literal["npy", "pt", "parquet"] = "npy", dirpath: str | None = None,
+    def __init__(self, fmt: Literal["npy", "pt", "csv", "parquet"] = "npy", dirpath: str | None = None,
                  name: str = "predictions") -> None:
         super().__init__(write_interval="batch")
-        if fmt not in ("npy", "pt", "parquet"):
-            raise ValueError(f"PredictionWriter: fmt must be 'npy', 'pt' or 'parquet', got {fmt!r}")
+        if fmt not in ("npy", "pt", "csv", "parquet"):
+            raise ValueError(f"PredictionWriter: fmt must be 'npy', 'pt', 'csv' or 'parquet', got {fmt!r}")
         self.fmt, self.dirpath, self.name = fmt, dirpath, name
         self.rows: dict[str, list] = {}
         self.path: Path | None = None
@@ -149,7 +151,7 @@ class PredictionWriter(pl.callbacks.BasePredictionWriter):
         self.path = folder / f"{self.name}{suffix}.{self.fmt}"
         columns = {k: (v if k == "split" else torch.cat(v)) for k, v in self.rows.items()}
         write_columns(columns, self.path, self.fmt)
-        print(f"lit_digest: predictions of {len(columns['split'])} samples written to {self.path}", flush=True)
+        announce(self.path, len(columns["split"]), "predictions")
 
 
 def write_columns(columns: dict, path: Path, fmt: str) -> None:
@@ -168,11 +170,23 @@ def write_columns(columns: dict, path: Path, fmt: str) -> None:
             table[k] = v.numpy()
         np.save(path, table)
         return
+    import pandas as pd
+
+    if fmt == "csv":  # one column per value: a vector field ``p`` of K values gives p_0 .. p_<K-1>
+        table: dict = {}
+        for k, v in tensors.items():
+            values = v.reshape(len(v), -1).numpy()
+            names = [k] if v.ndim == 1 else [f"{k}_{j}" for j in range(values.shape[1])]
+            table.update(zip(names, values.T))
+            if k == "index":
+                table["split"] = columns["split"]
+        pd.DataFrame(table).to_csv(path, index=False)
+        return
     try:
-        import pandas as pd
+        import pyarrow  # noqa: F401
     except ImportError as err:
-        raise ImportError("PredictionWriter(fmt='parquet') needs pandas and pyarrow: pip install "
-                          "'lit-digest[tabular]', or use fmt 'npy' or 'pt'") from err
+        raise ImportError("PredictionWriter(fmt='parquet') needs pyarrow: pip install 'lit-digest[tabular]', or use "
+                          "fmt 'csv', 'npy' or 'pt'") from err
     frame = pd.DataFrame({"split": columns["split"], **{k: (list(v.numpy()) if v.ndim > 1 else v.numpy())
                                                         for k, v in tensors.items()}})
     frame.to_parquet(path)

@@ -14,6 +14,7 @@ import torchvision
 
 from lit_digest.core.callbacks import run_dir
 from lit_digest.core.lightning import Callback, LightningModule, Trainer, pl
+from lit_digest.core.outputs import announce
 from lit_digest.depth.boost.guided import normalize01
 from lit_digest.depth.io import write_depth_png16
 
@@ -74,7 +75,8 @@ class DepthPanels(Callback):
 
 class DepthPNGWriter(pl.callbacks.BasePredictionWriter):
     """Writes every predicted ``depth`` as ``<output_dir>/<name>.png``, 16-bit, min-max normalised (the official
-    ``write_depth(bits=2)``: the estimator's convention, e.g. near = 0 for depth, near = 65535 for disparity).
+    ``write_depth(bits=2)``: the estimator's convention, e.g. near = 0 for depth, near = 65535 for disparity), and
+    says where when ``predict`` ends (``lit_digest: wrote 64 depth maps to runs/.../depth``).
 
     Args:
         output_dir: where the PNGs go; ``None``: ``<run folder>/depth``.
@@ -83,9 +85,19 @@ class DepthPNGWriter(pl.callbacks.BasePredictionWriter):
     def __init__(self, output_dir: str | None = None) -> None:
         super().__init__(write_interval="batch")
         self.output_dir = output_dir
+        self.root: Path | None = None
+        self.count = 0
+
+    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.root = Path(self.output_dir) if self.output_dir else run_dir(trainer) / "depth"
+        self.count = 0
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
                            dataloader_idx=0) -> None:
-        root = Path(self.output_dir) if self.output_dir else run_dir(trainer) / "depth"
         for depth, name in zip(prediction["depth"], prediction["name"]):
-            write_depth_png16(root / name, depth)
+            write_depth_png16(self.root / name, depth)
+            self.count += 1
+
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.count and trainer.is_global_zero:
+            announce(self.root, self.count, "depth maps")

@@ -15,6 +15,7 @@ from lit_digest.core.optim import Optim, configure_optim
 from lit_digest.depth.boost.pipeline import estimate, resize
 from lit_digest.depth.losses import gradient_matching_loss, ssi_trimmed_mae
 from lit_digest.depth.metrics import depth_metrics
+from lit_digest.depth.nets import SmallDepthNet
 
 __all__ = ["DepthEstimation", "random_square_crops"]
 
@@ -46,7 +47,7 @@ class DepthEstimation(LightningModule):
     (``val/rmse@48`` ...): the paper's observation (section 3) read off one model.
 
     Args:
-        net: the estimator, ``(B, 3, H, W)`` in [0, 1] -> ``(B, 1, H, W)``.
+        net: the estimator, ``(B, 3, H, W)`` in [0, 1] -> ``(B, 1, H, W)``; None: ``SmallDepthNet()``.
         train_size: side of the training images (the estimator's "receptive field" in the pipeline).
         grad_weight: ``alpha`` of the gradient-matching term.
         trim: share of the largest residuals left out of ``ssitrim``.
@@ -59,7 +60,7 @@ class DepthEstimation(LightningModule):
             pretrained encoder at 1e-5 / 1e-4).
     """
 
-    def __init__(self, net: nn.Module, train_size: int = 48, grad_weight: float = 0.5, trim: float = 0.2,
+    def __init__(self, net: nn.Module | None = None, train_size: int = 48, grad_weight: float = 0.5, trim: float = 0.2,
                  crop_min: float = 1.0, eval_sizes: tuple[int, ...] = (48, 96, 192), multiple_of: int = 4,
                  optim: Optim = Optim(name="adam", lr=1e-3, schedule="warmup_cosine", final_lr_ratio=0.05)) -> None:
         super().__init__()
@@ -70,7 +71,7 @@ class DepthEstimation(LightningModule):
         with modules_in_hparams():
             self.save_hyperparameters()
         self.optim = optim
-        self.net = net
+        self.net = SmallDepthNet() if net is None else net
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Relative depth (B, 1, H, W) of images (B, 3, H, W) in [0, 1], at their own resolution."""

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lit_digest.core.images import unreadable_image
+
 __all__ = ["write_depth_png16", "read_depth_png16", "read_pfm", "read_image", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -60,6 +62,9 @@ def read_pfm(path: str | Path) -> torch.Tensor:
 
 def read_image(path: str | Path) -> torch.Tensor:
     """An RGB image as float32 (3, H, W) in [0, 1] (greyscale and alpha converted)."""
-    with Image.open(path) as img:
-        array = np.array(img.convert("RGB"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as img:
+            array = np.array(img.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, SyntaxError, ValueError) as err:  # not an image, or cut short
+        raise unreadable_image(path, err) from err
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()

@@ -31,7 +31,9 @@ from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_digest.core.download import missing_data_error
+from lit_digest.core.images import check_images, unreadable_image
 from lit_digest.core.lightning import LightningDataModule
+from lit_digest.core.public_data import ATT_FACES_URLS
 from lit_digest.gan.colour import colour_map
 from lit_digest.gan.masks import MaskConfig, random_mask
 from lit_digest.gan.sketch import canny_edges, load_hed
@@ -56,14 +58,17 @@ def list_images(folder: Path) -> list[Path]:
 def load_face(path: str | os.PathLike, size: int) -> torch.Tensor:
     """An RGB ``(3, size, size)`` uint8 tensor: the image's shorter side resized to ``size`` (bicubic), then
     centre-cropped (grey images get three equal channels)."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        scale = size / min(img.size)
-        w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
-        img = img.resize((w, h), Image.BICUBIC)
-        left, top = (w - size) // 2, (h - size) // 2
-        img = img.crop((left, top, left + size, top + size))
-        return torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:  # not an image, or cut short
+        raise unreadable_image(path, err) from err
+    scale = size / min(img.size)
+    w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
+    img = img.resize((w, h), Image.BICUBIC)
+    left, top = (w - size) // 2, (h - size) // 2
+    img = img.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()
 
 
 def synthetic_face(index: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -246,7 +251,9 @@ class _FaceEditingData(LightningDataModule):
         return self._loader(self.val_set, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        """The held-out faces with their fixed masks, sketches and colour maps, in order (plain indices: the
+        ``ImageWriter`` names each edited face after its index)."""
+        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
 
 
 class FaceFolderDataModule(_FaceEditingData):
@@ -278,11 +285,19 @@ class FaceFolderDataModule(_FaceEditingData):
                          bilateral_iterations, cache_dir)
         self.root, self.num_val = Path(root), num_val
 
+    def _missing(self, reason: str = ""):
+        if "att" in self.root.name.lower():  # the AT&T faces (configs/scfegan/att_faces.yaml: data/att_faces)
+            return missing_data_error("The AT&T faces", self.root, url=ATT_FACES_URLS[0], reason=reason,
+                                      fix="run `python -m lit_digest get att_faces` (it builds data/att_faces), or "
+                                          "set data.init_args.root to a folder holding s1..s40")
+        return missing_data_error("Face photos", self.root, url=CELEBA_HQ_URL, reason=reason,
+                                  fix="set data.init_args.root to a folder of face photos (CelebA-HQ: "
+                                      "CelebAMask-HQ/CelebA-HQ-img; the AT&T faces: `python -m lit_digest get "
+                                      "att_faces` builds data/att_faces)")
+
     def _sources(self) -> tuple[list, list]:
-        fix = ("set data.init_args.root to a folder of face photos (CelebA-HQ: CelebAMask-HQ/CelebA-HQ-img; "
-               "the AT&T faces: ../shared/data/att_faces)")
         if not self.root.is_dir():
-            raise missing_data_error("Face photos", self.root, url=CELEBA_HQ_URL, fix=fix)
+            raise self._missing()
         held_out = next((self.root / name for name in ("val", "test") if (self.root / name).is_dir()), None)
         if (self.root / "train").is_dir() and held_out is not None:
             train, val = list_images(self.root / "train"), list_images(held_out)
@@ -290,14 +305,13 @@ class FaceFolderDataModule(_FaceEditingData):
             images = list_images(self.root)
             if len(images) <= self.num_val:
                 if not images:
-                    raise missing_data_error("Face photos", self.root, url=CELEBA_HQ_URL, fix=fix,
-                                             reason=f"no {', '.join(IMAGE_SUFFIXES)} file in it")
+                    raise self._missing(reason=f"no {', '.join(IMAGE_SUFFIXES)} file in it")
                 raise ValueError(f"{self.root} has {len(images)} photos, not more than num_val={self.num_val}: "
                                  "lower data.init_args.num_val")
             train, val = images[: len(images) - self.num_val], images[len(images) - self.num_val:]
         if not train or not val:
-            raise missing_data_error("Face photos", self.root, url=CELEBA_HQ_URL, fix=fix,
-                                     reason="its train or val folder holds no image")
+            raise self._missing(reason="its train or val folder holds no image")
+        check_images([*train, *val])
         return [str(p) for p in train], [str(p) for p in val]
 
 

@@ -61,15 +61,17 @@ class SNPatchGAN(nn.Module):
 
     def __reduce__(self):
         # torch refuses to pickle parametrized (spectrally normalised) modules; a system built in Python keeps
-        # this module in its hyperparameters, so it pickles as its arguments and its state_dict
-        return _rebuild, (self._config, self.state_dict(), self.training)
+        # this module in its hyperparameters, so it pickles as a call of its class on its arguments, then its
+        # weights: nothing but this nn.Module class and tensors, which load_from_checkpoint(path) trusts
+        return SNPatchGAN, tuple(self._config.values()), {"state_dict": self.state_dict(), "training": self.training}
+
+    def __setstate__(self, state: dict) -> None:
+        if set(state) != {"state_dict", "training"}:  # nn.Module's own state (not written by __reduce__ above)
+            super().__setstate__(state)
+            return
+        self.load_state_dict(state["state_dict"])
+        self.train(state["training"])
 
     def convs(self) -> list[nn.Conv2d]:
         """The spectrally normalised convolutions (their ``.weight`` is the normalised weight)."""
         return [m for m in self.net if isinstance(m, nn.Conv2d)]
-
-
-def _rebuild(config: dict, state: dict[str, torch.Tensor], training: bool) -> SNPatchGAN:
-    critic = SNPatchGAN(**config)
-    critic.load_state_dict(state)
-    return critic.train(training)

@@ -73,8 +73,8 @@ class DigitsDataModule(_ArrayDataModule):
 
 class NpzImageDataModule(_ArrayDataModule):
     """Images from an ``.npz`` file with keys ``train_images``, ``train_labels``,
-    ``test_images``, ``test_labels`` (uint8 images, NCHW or NHWC), e.g. the CIFAR-10 subset
-    in ``shared/data/cifar10_subset.npz``."""
+    ``test_images``, ``test_labels`` (uint8 images, NCHW or NHWC), e.g. the CIFAR-10 subset of the README's
+    numbers, which ``python -m lit_digest get cifar10_subset`` builds in ``data/cifar10_subset.npz``."""
 
     name = "npz"
     keys = ("train_images", "train_labels", "test_images", "test_labels")
@@ -87,8 +87,9 @@ class NpzImageDataModule(_ArrayDataModule):
         path = Path(self.path)
         if not path.is_file():
             raise missing_data_error(
-                ".npz file", path, fix=f"set data.init_args.path to a file with keys {', '.join(self.keys)}"
-            )
+                ".npz file", path, fix=f"set data.init_args.path to a file with keys {', '.join(self.keys)} (the "
+                "CIFAR-10 subset of the README: `python -m lit_digest get cifar10_subset` builds "
+                "data/cifar10_subset.npz)")
         if not zipfile.is_zipfile(path):  # np.load would try to unpickle it and advise allow_pickle
             raise ValueError(
                 f"'{path}' is not an .npz archive (it is not a zip file): expected one written by numpy.savez with "

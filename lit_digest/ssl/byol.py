@@ -11,6 +11,7 @@ from lit_digest.core.ema import copy_frozen, cosine_tau, update_ema
 from lit_digest.core.layers import MLP, feature_dim_of
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim, split_decay_groups
+from lit_digest.ssl.backbones import default_encoder
 from lit_digest.ssl.losses import symmetric_byol_loss
 from lit_digest.ssl.probe import (
     OnlineProbe,
@@ -42,7 +43,9 @@ class BYOL(LightningModule):
     uses lr 0.1 in the same LARS optimiser, its weight adapted and its bias not, as solo-learn's classifier.
 
     Args:
-        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``.
+        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``; None: ``SmallConvNet(width=16)``,
+            3 channels (``lit_digest.ssl.backbones.default_encoder``: the paper's ResNet-18 is too slow for a CPU
+            default).
         num_classes: classes of the online linear probe.
         feature_dim: ``D``, if the backbone has no ``num_features`` attribute.
         proj_hidden_dim, proj_dim: projector sizes.
@@ -55,7 +58,7 @@ class BYOL(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | None = None,
         num_classes: int = 10,
         feature_dim: int | None = None,
         proj_hidden_dim: int = 4096,
@@ -75,6 +78,7 @@ class BYOL(LightningModule):
         with modules_in_hparams():
             self.save_hyperparameters()
         self.optim = optim  # the typed block (the CLI keeps a plain dict in hparams)
+        backbone = default_encoder(backbone)
         dim = feature_dim_of(backbone, feature_dim)
         self.backbone = backbone
         self.projector = MLP(dim, proj_hidden_dim, proj_dim)

@@ -9,6 +9,7 @@ from torch import nn
 
 from lit_digest.core.checkpoints import load_encoder_weights
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
+from lit_digest.ssl.backbones import default_encoder
 from lit_digest.ssl.knn import FeatureBank, dataset_lengths
 from lit_digest.ssl.linear_eval import freeze
 from lit_digest.ssl.probe import check_num_classes, encoder_predict_step
@@ -30,10 +31,12 @@ class KNNEval(LightningModule):
     Nothing trains: ``python -m lit_digest validate --config configs/knn_eval/<data>.yaml`` runs it
     directly; under ``fit`` the training step is a no-op (the configs set
     ``limit_train_batches: 1`` and ``max_epochs: 1``) and the result comes from the
-    validation at the end of that epoch, logged to every logger (W&B).
+    validation at the end of that epoch, logged to every logger (W&B); ``fit`` stops after that epoch whatever
+    ``max_epochs`` says (no step is ever taken, so ``max_steps`` could not end it).
 
     Args:
-        backbone: the encoder architecture, any ``nn.Module`` mapping images to ``(B, D)``.
+        backbone: the encoder architecture, any ``nn.Module`` mapping images to ``(B, D)``; None: the methods'
+            default ``SmallConvNet(width=16)`` (``lit_digest.ssl.backbones.default_encoder``).
         checkpoint: path of the pretrained weights (lit_digest ``.ckpt`` or a state_dict file);
             ``None`` evaluates the backbone as built (e.g. a random-encoder baseline).
         checkpoint_prefix: the encoder's key prefix in the checkpoint (``None``: ``"backbone."``
@@ -44,7 +47,7 @@ class KNNEval(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | None = None,
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
         ks: Sequence[int] = (20,),
@@ -57,6 +60,7 @@ class KNNEval(LightningModule):
             raise ValueError(f"KNNEval: temperature must be > 0, got {temperature}")
         with modules_in_hparams():
             self.save_hyperparameters()
+        backbone = default_encoder(backbone)
         if checkpoint is not None:  # fail here, before any data is read, if the weights do not fit
             load_encoder_weights(backbone, checkpoint, checkpoint_prefix)
         self.backbone = freeze(backbone)
@@ -78,6 +82,9 @@ class KNNEval(LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         return None  # nothing to train: see the class docstring
+
+    def on_train_epoch_end(self) -> None:
+        self.trainer.should_stop = True  # the epoch's validation gave the result; another would repeat it
 
     def configure_optimizers(self):
         return None

@@ -9,13 +9,14 @@ from lit_digest.core.checkpoints import load_encoder_weights
 from lit_digest.core.layers import feature_dim_of
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim
+from lit_digest.ssl.backbones import default_encoder
 from lit_digest.ssl.probe import (
     accuracy_metrics,
     check_num_classes,
+    class_predictions,
     classifier_test_step,
     classifier_training_step,
     classifier_validation_step,
-    encoder_predict_step,
 )
 
 __all__ = ["LinearEval", "freeze"]
@@ -43,7 +44,8 @@ class LinearEval(LightningModule):
     0.9, no weight decay, batch 256, lr 0.1 divided by 10 at epochs 60 and 80.
 
     Args:
-        backbone: the encoder architecture, any ``nn.Module`` mapping images to ``(B, D)``.
+        backbone: the encoder architecture, any ``nn.Module`` mapping images to ``(B, D)``; None: the methods'
+            default ``SmallConvNet(width=16)`` (``lit_digest.ssl.backbones.default_encoder``).
         checkpoint: path of the pretrained weights; ``None`` keeps the backbone as built (a
             random-encoder baseline, or weights loaded by the caller).
         checkpoint_prefix: the encoder's key prefix in the checkpoint; ``None`` picks
@@ -60,7 +62,7 @@ class LinearEval(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | None = None,
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
         num_classes: int = 10,
@@ -73,6 +75,7 @@ class LinearEval(LightningModule):
         with modules_in_hparams():
             self.save_hyperparameters()
         self.optim = optim  # the typed block (the CLI keeps a plain dict in hparams)
+        backbone = default_encoder(backbone)
         dim = feature_dim_of(backbone, feature_dim)
         if checkpoint is not None:  # fail here, before any data is read, if the weights do not fit
             load_encoder_weights(backbone, checkpoint, checkpoint_prefix)
@@ -112,10 +115,10 @@ class LinearEval(LightningModule):
         classifier_test_step(self, batch)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        """Frozen encoder ``features`` (B, D), class ``logits`` and the ``labels`` when known."""
-        out = encoder_predict_step(self, batch)
-        out["logits"] = self.classifier(out["features"].float())
-        return out
+        """Class ``probabilities`` (B, K), the ``predicted`` class and the ``labels`` when known
+        (``class_predictions``)."""
+        x, labels = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) else (batch, None)
+        return class_predictions(self(x), labels)
 
     def configure_optimizers(self):
         return configure_optim(self, [{"params": list(self.classifier.parameters())}], self.optim)

@@ -79,7 +79,8 @@ class _IdxDataModule(ImageDataModule):
             self.label, self.data_dir, url=f"{mirror} (and the other three files beside it)", reason=reason,
             fix=f"put {', '.join(n for pair in FILES.values() for n in pair)} (unpacked or .gz) in "
             f"<data_dir>/{self.folder}/raw/ or in data_dir itself, or set data.init_args.data_dir to such a folder"
-            + (" (on Debian: `apt install dataset-fashion-mnist`, then data_dir: /usr/share/datasets/fashion-mnist)"
+            + (" (on Debian: `apt install dataset-fashion-mnist`, then data_dir: /usr/share/datasets/fashion-mnist; "
+               "anywhere: `python -m lit_digest get fashion_mnist`, then data_dir: data)"
                if self.folder == "FashionMNIST" else ""),
         )
 

@@ -14,7 +14,7 @@ from lit_digest.ssl.losses import masked_cross_entropy
 
 __all__ = ["OnlineProbe", "accuracy_metrics", "check_num_classes", "probe_groups", "probe_validation_step",
            "probe_test_step", "classifier_training_step", "classifier_validation_step", "classifier_test_step",
-           "encoder_predict_step"]
+           "encoder_predict_step", "class_predictions"]
 
 
 def accuracy_metrics(num_classes: int) -> tuple[MulticlassAccuracy, MulticlassAccuracy, MulticlassAccuracy]:
@@ -127,6 +127,16 @@ def encoder_predict_step(module: LightningModule, batch) -> dict[str, torch.Tens
     ``predict`` hands the ``PredictionWriter``."""
     x, labels = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) else (batch, None)
     out = {"features": module.backbone(x)}
+    if labels is not None:
+        out["labels"] = labels
+    return out
+
+
+def class_predictions(logits: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """What a classifier's ``predict`` hands the ``PredictionWriter``: ``probabilities`` (B, K) (softmax of the
+    ``logits``), the ``predicted`` class (B,) and the batch's ``labels`` (B,) when it has them."""
+    probabilities = logits.float().softmax(dim=1)
+    out = {"probabilities": probabilities, "predicted": probabilities.argmax(dim=1)}
     if labels is not None:
         out["labels"] = labels
     return out

@@ -34,6 +34,7 @@ class SupCon(SimCLR):
     1024, lr 0.5, temperature 0.1 and a 128-d projection.
 
     Args:
+        backbone: as ``SimCLR``'s (None: ``SmallConvNet(width=16)``).
         optim: SGD as above.
         variant: ``"out"`` (the paper's L_out, eq. 2) or ``"in"`` (eq. 3; the loss solo-learn trains with,
             whose published numbers are quoted above: see ``lit_digest.ssl.losses.supcon_loss``).
@@ -42,7 +43,7 @@ class SupCon(SimCLR):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | None = None,
         optim: Optim = Optim(name="sgd", lr=0.4, weight_decay=1e-5, momentum=0.9, scale_lr_by_batch=True,
                              warmup_epochs=10, warmup_start_lr=3e-5),
         variant: Literal["out", "in"] = "out",

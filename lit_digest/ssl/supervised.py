@@ -9,8 +9,9 @@ from torch import nn
 from lit_digest.core.layers import feature_dim_of
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim, split_decay_groups
+from lit_digest.ssl.backbones import default_encoder
 from lit_digest.ssl.losses import masked_cross_entropy
-from lit_digest.ssl.probe import accuracy_metrics, check_num_classes, encoder_predict_step
+from lit_digest.ssl.probe import accuracy_metrics, check_num_classes, class_predictions, encoder_predict_step
 
 __all__ = ["Supervised"]
 
@@ -30,7 +31,9 @@ class Supervised(LightningModule):
     with linear scaling, weight decay 1e-4, cosine schedule, 10 warmup epochs for large batches).
 
     Args:
-        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``.
+        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``; None: ``SmallConvNet(width=16)``,
+            3 channels (``lit_digest.ssl.backbones.default_encoder``: the paper's ResNet-18 is too slow for a CPU
+            default).
         num_classes: classifier outputs.
         feature_dim: ``D``, if the backbone has no ``num_features`` attribute.
         optim: optimiser and schedule (``lit_digest.core.optim.Optim``).
@@ -38,7 +41,7 @@ class Supervised(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | None = None,
         num_classes: int = 10,
         feature_dim: int | None = None,
         optim: Optim = Optim(name="sgd", lr=0.2, weight_decay=1e-4, momentum=0.9, scale_lr_by_batch=True,
@@ -48,6 +51,7 @@ class Supervised(LightningModule):
         with modules_in_hparams():
             self.save_hyperparameters()
         self.optim = optim  # the typed block (the CLI keeps a plain dict in hparams)
+        backbone = default_encoder(backbone)
         dim = feature_dim_of(backbone, feature_dim)
         self.backbone = backbone
         self.classifier = nn.Linear(dim, num_classes)
@@ -87,10 +91,10 @@ class Supervised(LightningModule):
         self.log("test/acc", self.test_acc)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        """Encoder ``features`` (B, D), class ``logits`` (B, num_classes) and the ``labels`` when known."""
+        """Encoder ``features`` (B, D), class ``probabilities`` (B, num_classes), the ``predicted`` class and the
+        ``labels`` when known."""
         out = encoder_predict_step(self, batch)
-        out["logits"] = self.classifier(out["features"])
-        return out
+        return {"features": out["features"], **class_predictions(self.classifier(out["features"]), out.get("labels"))}
 
     def configure_optimizers(self):
         return configure_optim(self, split_decay_groups([self.backbone, self.classifier]), self.optim)

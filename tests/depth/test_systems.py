@@ -119,3 +119,41 @@ def test_missing_data_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MissingDataError, match="has none"):
         tiny_data(tmp_path, predict_dir=str(tmp_path / "empty")).predict_dataloader()
+
+
+def test_predict_without_a_folder_writes_the_test_scenes_depth_and_says_where(quiet_trainer, tmp_path, capsys):
+    """Before: ``predict`` needed ``predict_dir`` and wrote its PNGs without saying where."""
+    from lit_digest.core.outputs import ANNOUNCED
+
+    data = tiny_data(tmp_path, num_test=3)
+    estimator = DepthEstimation(SmallDepthNet(4), train_size=32, eval_sizes=(32,))
+    quiet_trainer(callbacks=[DepthPNGWriter()]).predict(estimator, datamodule=data, return_predictions=False)
+    (count, unit, where), = ANNOUNCED.findall(capsys.readouterr().out)
+    assert (int(count), unit, where) == (3, "depth maps", str(tmp_path / "depth"))
+    for i in range(3):
+        with Image.open(tmp_path / "depth" / "test" / f"{i:04d}.png") as img:
+            assert img.mode == "I;16" and img.size == (32, 32)
+
+
+def test_a_corrupt_image_to_predict_is_named_at_once(tmp_path):
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photos" / "a.png")
+    (tmp_path / "photos" / "b.jpg").write_bytes(b"\xff\xd8 cut short")
+    with pytest.raises(ValueError, match=r"b\.jpg' is not a readable image"):
+        tiny_data(tmp_path, predict_dir=str(tmp_path / "photos")).predict_dataloader()
+    from lit_digest.depth.io import read_image
+
+    with pytest.raises(ValueError, match=r"b\.jpg' is not a readable image .*remove or replace"):
+        read_image(tmp_path / "photos" / "b.jpg")
+
+
+@pytest.mark.parametrize("name", ["DepthMerge", "DepthEstimation"])
+def test_checkpoints_with_an_injected_network_load_with_load_from_checkpoint_alone(name, tmp_path, quiet_trainer):
+    """Before: a ``DepthMerge`` built in Python needed ``load_from_checkpoint(path, weights_only=False)``."""
+    model = tiny_merge() if name == "DepthMerge" else DepthEstimation(SmallDepthNet(4), train_size=32)
+    trainer = quiet_trainer()
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    loaded = type(model).load_from_checkpoint(tmp_path / "model.ckpt")
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key

@@ -168,3 +168,21 @@ def test_hed_loads_its_published_layout_and_needs_its_weights(tmp_path):
                                    hed_weights=str(tmp_path / "network-bsds500.pytorch"))
     data.setup("fit")
     assert data.train_set[0]["sketch"].shape == (1, 32, 32)
+
+
+def test_a_corrupt_photo_is_named_when_the_data_is_set_up(tmp_path):
+    """Before: ``PIL.UnidentifiedImageError`` from a DataLoader worker in the middle of the first epoch."""
+    for i in range(4):
+        Image.fromarray(np.full((40, 36, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "3.png").write_bytes(b"<html>404 Not Found</html>")  # a failed download saved as a photo
+    data = FaceFolderDataModule(root=str(tmp_path), image_size=32, num_val=1, num_workers=0)
+    with pytest.raises(ValueError, match=r"3\.png' is not a readable image .*remove or replace the file"):
+        data.setup("fit")
+
+
+def test_missing_att_faces_name_their_source_and_the_get_command(tmp_path):
+    """Before: the AT&T faces' error pointed to CelebA-HQ's URL."""
+    data = FaceFolderDataModule(root=str(tmp_path / "data" / "att_faces"), image_size=32, num_val=40)
+    with pytest.raises(MissingDataError, match=r"AT&T faces not found .*att_faces\.zip.*python -m lit_digest get "
+                                               r"att_faces"):
+        data.setup("fit")

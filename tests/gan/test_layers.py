@@ -100,3 +100,23 @@ def test_spectral_norm_keeps_each_critic_layer_near_one():
         raw = conv.parametrizations.weight.original.detach().flatten(1)
         assert torch.linalg.matrix_norm(raw, ord=2) > 3
         assert math.isclose(torch.linalg.matrix_norm(w, ord=2).item(), 1.0, rel_tol=0.02)
+
+
+def test_an_injected_critic_loads_from_a_checkpoint_without_trusting_a_function(tmp_path, quiet_trainer):
+    """Before: SNPatchGAN pickled through a module-level function, which ``load_from_checkpoint(path)`` (weights
+    only) refuses: "needs lit_digest.gan.patchgan._rebuild to load"."""
+    import copy
+
+    from lit_digest.gan import SCFEGAN
+
+    torch.manual_seed(0)
+    critic = SNPatchGAN(in_channels=8, widths=(8, 16), kernel_size=3).eval()
+    model = SCFEGAN(SCFEGANGenerator(widths=(8, 16), kernels=(5, 3), dilations=(2,)), critic)
+    trainer = quiet_trainer()
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    loaded = SCFEGAN.load_from_checkpoint(tmp_path / "model.ckpt").discriminator
+    for rebuilt in (loaded, copy.deepcopy(critic)):
+        assert isinstance(rebuilt, SNPatchGAN) and not rebuilt.training
+        x = torch.randn(2, 8, 16, 16)
+        torch.testing.assert_close(rebuilt(x), critic(x))

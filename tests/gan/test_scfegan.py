@@ -154,3 +154,52 @@ def test_a_resumed_run_continues_both_optimisers_and_the_schedule_at_the_same_st
             assert float(sa["step"]) == float(sb["step"]) == 4
             torch.testing.assert_close(sb["exp_avg"], sa["exp_avg"], rtol=0, atol=1e-7)
             torch.testing.assert_close(sb["exp_avg_sq"], sa["exp_avg_sq"], rtol=0, atol=1e-9)
+
+
+def test_the_defaults_train_beside_the_default_data(quiet_trainer):
+    """``SCFEGAN()`` with ``SyntheticFaceDataModule()`` failed on the image size (a 7-level generator, 64-px faces)."""
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=0)  # one batch: a critic and a generator step
+    trainer.fit(SCFEGAN(), SyntheticFaceDataModule())
+    assert trainer.global_step == 2 and torch.isfinite(trainer.callback_metrics["train/g_loss"])
+
+
+def test_faces_the_generator_cannot_take_stop_before_training_with_the_size_to_use(quiet_trainer):
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=0)
+    with pytest.raises(ValueError, match=r"48-px faces .* multiple of 32 px .*image_size: 64"):
+        trainer.fit(SCFEGAN(), SyntheticFaceDataModule(image_size=48, num_train=2, num_val=1))
+    assert trainer.global_step == 0
+
+
+def test_predict_writes_the_edited_faces_as_png_and_says_where(tmp_path, quiet_trainer, capsys):
+    from lit_digest.core.images import ImageWriter
+    from lit_digest.core.outputs import ANNOUNCED
+
+    data = _data(num_val=3)
+    quiet_trainer(callbacks=[ImageWriter("edited")]).predict(_tiny(), data, return_predictions=False)
+    (count, unit, where), = ANNOUNCED.findall(capsys.readouterr().out)
+    assert (int(count), unit, where) == (3, "images", str(tmp_path / "edited"))
+    for i in range(3):
+        edited = np.asarray(Image.open(tmp_path / "edited" / f"{i}.png"))
+        face = ((data.val_set[i]["image"] + 1) * 127.5).round().permute(1, 2, 0).numpy()
+        keep = data.val_set[i]["mask"][0].numpy() == 0
+        assert edited.shape == (32, 32, 3) and np.abs(edited[keep] - face[keep]).max() <= 1  # only the hole changes
+
+
+def test_the_edit_script_refuses_what_is_no_scfegan_checkpoint_in_one_line(tmp_path, quiet_trainer, capsys):
+    from lit_digest.core.console import script
+    from lit_digest.ssl.genrep import DCGAN
+
+    paths, _, _ = _write_inputs(tmp_path)
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    other = quiet_trainer()
+    other.strategy.connect(DCGAN())
+    other.save_checkpoint(tmp_path / "dcgan.ckpt")
+    for checkpoint, reason in (("notes.ckpt", "cannot be read as a torch checkpoint"),
+                               ("dcgan.ckpt", "saved by|hyperparameters"), ("absent.ckpt", "No SCFEGAN checkpoint")):
+        argv = ["--checkpoint", str(tmp_path / checkpoint), "--image", str(paths["image"]), "--mask",
+                str(paths["mask"]), "--out", str(tmp_path / "out.png")]
+        assert script(main)(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "SCFEGAN checkpoint" in err and any(
+            r in err for r in reason.split("|")), err
+    assert not (tmp_path / "out.png").exists()

@@ -52,7 +52,7 @@ def test_weights_in_torchvisions_cache_are_found_and_give_vgg16_pool_features(tm
 
 def _small_scfegan(**kwargs) -> SCFEGAN:
     return SCFEGAN(SCFEGANGenerator(widths=(8, 16, 16), kernels=(5, 3, 3), dilations=(2,)),
-                   SNPatchGAN(in_channels=8, widths=(8, 16), kernel_size=3), **kwargs)
+                   SNPatchGAN(in_channels=8, widths=(8, 16), kernel_size=3), **{"perceptual_style": True, **kwargs})
 
 
 def test_fit_stops_clearly_without_weights_unless_the_terms_are_off(tmp_path, quiet_trainer):

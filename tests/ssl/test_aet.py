@@ -139,3 +139,33 @@ def test_the_classifier_needs_an_encoder_with_blocks():
         BlockClassifier(NetworkInNetwork(num_blocks=3, width=16), block=4)
     with pytest.raises(TypeError, match="Transformation"):
         AET(NetworkInNetwork(num_blocks=3, width=16), nn.Identity())  # type: ignore[arg-type]
+
+
+def test_the_compare_command_records_its_settings_table_and_plot(tmp_path, monkeypatch, capsys):
+    import json
+
+    import numpy as np
+
+    from lit_digest.core.download import MissingDataError
+    from lit_digest.ssl.aet.compare import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    with pytest.raises(MissingDataError, match=r"cifar10_subset\.npz'.*python -m lit_digest get cifar10_subset"):
+        main([])  # the default, data/cifar10_subset.npz, where `get` builds it
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tiny.npz", train_images=rng.integers(0, 256, (20, 3, 32, 32), dtype=np.uint8),
+             train_labels=np.arange(20) % 2, test_images=rng.integers(0, 256, (8, 3, 32, 32), dtype=np.uint8),
+             test_labels=np.arange(8) % 2)
+    options = ["--data", "tiny.npz", "--methods", "affine", "--width", "12", "--epochs", "1", "--batch-size", "10",
+               "--classifier-epochs", "1", "--seed", "3"]
+    summary = main(options)
+    folder = next((tmp_path / "runs" / "measured" / "aet-compare").iterdir())
+    result = json.loads((folder / "results.json").read_text())
+    assert result["settings"] == {**summary["args"], "methods": ["affine"]} and result["settings"]["width"] == 12
+    assert result["settings"]["epochs"] == 1 and result["settings"]["seed"] == 3
+    assert [row[0] for row in result["tables"][0]["rows"]] == ["random", "affine"]
+    numbers = result["numbers"]
+    assert (folder / "errors.png").stat().st_size > 0 and "affine_param_mse" in numbers
+    assert numbers["affine_knn_error"] == pytest.approx(100 * (1 - summary["results"]["affine"]["knn_acc"]))
+    assert "lit_digest: wrote 1 plot to" in capsys.readouterr().out

@@ -312,9 +312,10 @@ DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
-def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys):
+def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys, monkeypatch):
     from lit_digest.ssl.genrep.experiment import main
 
+    monkeypatch.chdir(tmp_path)  # the measured run's folder: runs/measured/genrep/<date>_<time>
     text = main(["--out", str(tmp_path), "--quick", "--sigmas", "0.5", "2", "--latent-only", "0.5"])
     for expected in ("real Fashion-MNIST (baseline)", "random initialisation", "pixel only", "latent + pixel",
                      "latent only", "rises then falls", "wall time", "on 2000 labeled training images"):
@@ -324,3 +325,27 @@ def test_the_experiment_runs_end_to_end_on_real_fashion_mnist(tmp_path, capsys):
     assert len(rows) == 6 and all(0 <= r["linear"] <= 1 and 0 <= r["knn"] <= 1 for r in rows)
     assert [r["sigma"] for r in rows if r["kind"] == "generated"] == [0.0, 0.5, 2.0, 0.5]
     assert result["eval_train"] == 2000 and (tmp_path / "generator" / "checkpoints" / "last.ckpt").is_file()
+    measured = next((tmp_path / "runs" / "measured" / "genrep").iterdir())
+    recorded = json.loads((measured / "results.json").read_text())
+    assert recorded["settings"]["sigmas"] == [0.5, 2.0] and recorded["settings"]["steps"] == 5  # --quick's, as used
+    assert (measured / "sigma_sweep.png").stat().st_size > 0
+    assert {"real_knn", "random_linear", "pixel_knn", "sigma05_linear", "sigma2_knn", "latent_sigma05_knn"} <= set(
+        recorded["numbers"])
+
+
+def test_the_sweep_plot_draws_every_arm():
+    from lit_digest.ssl.genrep.experiment import arm_name, sweep_figure
+
+    rows = [{"name": "real", "kind": "real", "sigma": None, "knn": 0.8, "linear": 0.82},
+            {"name": "random", "kind": "random", "sigma": None, "knn": 0.7, "linear": 0.72},
+            *({"name": "generated", "kind": "generated", "sigma": s, "pixel": True, "knn": a, "linear": a}
+              for s, a in ((0.0, 0.74), (0.5, 0.76), (2.0, 0.73))),
+            {"name": "generated", "kind": "generated", "sigma": 0.5, "pixel": False, "knn": 0.6, "linear": 0.61}]
+    assert [arm_name(r) for r in rows] == ["real", "random", "pixel", "sigma05", "sigma2", "latent_sigma05"]
+    fig = sweep_figure(rows)
+    for ax, metric in zip(fig.axes, ("linear", "knn")):
+        sweep, latent = ax.lines[0], ax.lines[1]
+        assert list(sweep.get_xdata()) == [0.0, 0.5, 2.0] and list(latent.get_xdata()) == [0.5]
+        assert list(sweep.get_ydata()) == pytest.approx([100 * r[metric] for r in rows[2:5]])
+        assert sorted(line.get_ydata()[0] for line in ax.lines[2:]) == pytest.approx([100 * rows[1][metric],
+                                                                                       100 * rows[0][metric]])

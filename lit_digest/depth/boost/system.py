@@ -20,6 +20,7 @@ from lit_digest.depth.boost.losses import discriminator_loss, generator_loss
 from lit_digest.depth.boost.nets import MergeUNet, PatchDiscriminator
 from lit_digest.depth.boost.pipeline import BoostSettings, boost, estimate, merge_estimates, resize, resolution_search
 from lit_digest.depth.metrics import depth_metrics
+from lit_digest.depth.nets import SmallDepthNet
 
 __all__ = ["DepthMerge", "estimator_receptive_field", "linear_decay"]
 
@@ -65,12 +66,20 @@ class DepthMerge(LightningModule):
     their merge ("merged"; with ``patches_in_test`` the test adds the whole method, "boosted"), with
     RMSE, AbsRel and depth-edge F1 (``val/rmse_low`` ...). ``predict`` runs the whole method.
 
+    The defaults are the sizes of the measured experiment (``python -m lit_digest.depth.experiment``: around
+    ``SmallDepthNet()``, a 48-px receptive field, merge input 128 px, 7 down-samplings, 16 filters, R_max 384,
+    sides multiple of 4; ``configs/depth/boost/procedural.yaml`` has 64 filters), which train in seconds
+    on a CPU; the paper's (around MiDaS: RF 384, merge input 1024 px, 10 down-samplings, R_max 3000, multiples of
+    32) are in ``configs/depth/boost/{ibims1,middlebury2014}.yaml``.
+
     Args:
-        estimator: any depth network ``(B, 3, H, W)`` in [0, 1] -> ``(B, 1, H, W)``, frozen.
+        estimator: any depth network ``(B, 3, H, W)`` in [0, 1] -> ``(B, 1, H, W)``, frozen; None:
+            ``SmallDepthNet()`` (train it with ``DepthEstimation`` and pass its ``estimator_checkpoint``).
         estimator_checkpoint: its weights (a lit_digest ``.ckpt`` or a state_dict), under ``estimator_prefix``.
         estimator_output: ``depth`` or ``disparity`` (MiDaS): how its output relates to depth.
         receptive_field: ``RF`` in px; ``None`` computes it from the estimator (``lit_digest.tools.shapes``).
-        merge_size, num_downs, ngf, ndf, d_layers: network sizes (paper: 1024, 10, 64, 64, 3).
+        merge_size, num_downs, ngf, ndf, d_layers: network sizes (paper: 1024, 10, 64, 64, 3; defaults 128, 7, 16,
+            16, 3).
         lambda_l1, guided_radius (``None``: 64 px scaled from 672 px), guided_eps: the objective and targets.
         context_threshold, max_size, max_upscale, multiple_of: ``BoostSettings`` (x of R_x, R_max, ...).
         optim_g, optim_d, decay_fraction: the two optimisers and pix2pix's linear decay.
@@ -78,15 +87,15 @@ class DepthMerge(LightningModule):
 
     def __init__(
         self,
-        estimator: nn.Module,
+        estimator: nn.Module | None = None,
         estimator_checkpoint: str | None = None,
         estimator_prefix: str = "net.",
         estimator_output: Literal["depth", "disparity"] = "depth",
         receptive_field: int | None = None,
-        merge_size: int = 1024,
-        num_downs: int = 10,
-        ngf: int = 64,
-        ndf: int = 64,
+        merge_size: int = 128,
+        num_downs: int = 7,
+        ngf: int = 16,
+        ndf: int = 16,
         d_layers: int = 3,
         lambda_l1: float = 1000.0,
         reference: Literal["estimate", "depth"] = "estimate",
@@ -95,9 +104,9 @@ class DepthMerge(LightningModule):
         guided_radius: int | None = None,
         guided_eps: float = 1e-8,
         context_threshold: float = 0.2,
-        max_size: int = 3000,
+        max_size: int = 384,
         max_upscale: float = 3.0,
-        multiple_of: int = 32,
+        multiple_of: int = 4,
         patches_in_test: bool = True,
         optim_g: Optim = Optim(name="adam", lr=1e-4, betas=(0.5, 0.999), schedule="constant"),
         optim_d: Optim = Optim(name="adam", lr=2e-6, betas=(0.5, 0.999), schedule="constant"),
@@ -112,6 +121,7 @@ class DepthMerge(LightningModule):
             self.save_hyperparameters()
         self.optim_g, self.optim_d = optim_g, optim_d
         self.automatic_optimization = False
+        estimator = SmallDepthNet() if estimator is None else estimator
         self.estimator = estimator.requires_grad_(False)  # frozen; ``estimate`` runs it in inference mode
         self.generator = MergeUNet(2, 1, num_downs, ngf)
         self.discriminator = PatchDiscriminator(3, ndf, d_layers)

@@ -49,10 +49,20 @@ class SCFEGAN(LightningModule):
     Batches are dicts ``image, mask, sketch, colour, noise`` (``lit_digest.gan.FaceFolderDataModule``).
     ``forward`` completes images; ``self.generator`` is the network to keep.
 
+    ``predict`` returns ``{"images": edited faces in [0, 1]}``, which ``lit_digest.core.images.ImageWriter``
+    writes as PNG files (``configs/scfegan/*.yaml``: ``<run folder>/edited/<index>.png``).
+
+    The defaults train on a CPU in seconds (``SCFEGAN()`` with ``SyntheticFaceDataModule()``): the 5-level
+    generator and critic of ``configs/scfegan/att_faces.yaml`` (64 px and up, any multiple of 32), no VGG terms.
+    The paper's 512-px networks and its perceptual and style terms are in ``configs/scfegan/celeba_hq.yaml``:
+    ``SCFEGANGenerator()``, ``SNPatchGAN(in_channels=8, widths=(64, 128, 256, 256, 256, 256), kernel_size=3)``,
+    ``perceptual_style=True``.
+
     Args:
-        generator: default ``SCFEGANGenerator()`` (the paper's, 512 px).
-        discriminator: default ``SNPatchGAN(in_channels=8, kernel_size=3)`` (SN-PatchGAN with SC-FEGAN's 3x3
-            kernels, on image + mask + sketch + colour).
+        generator: default ``SCFEGANGenerator(widths=(32, 64, 128, 128, 128), kernels=(7, 5, 5, 3, 3),
+            dilations=(2, 4))`` (the paper's has 7 levels of 64 to 512 channels: ``SCFEGANGenerator()``).
+        discriminator: default ``SNPatchGAN(in_channels=8, widths=(32, 64, 128, 128, 128), kernel_size=3)``
+            (SN-PatchGAN with SC-FEGAN's 3x3 kernels, on image + mask + sketch + colour).
         hole_weight, known_weight: per-pixel L1 inside and outside the mask. The paper's eq. 1 writes its factor
             ``alpha = 1.5`` on the ``(1 - M)`` term while its text gives it "more weight to the loss on the
             erased part"; we weight the erased part, as the text and PConv (hole 6, valid 1) do.
@@ -62,8 +72,8 @@ class SCFEGAN(LightningModule):
         tv_weight: upsilon, on the total variation of ``I_comp`` (0.1).
         gp_weight: theta, on the gradient penalty restricted to the mask (10).
         real_score_weight: epsilon, on ``E[D(I_gt)^2]`` in the critic's loss (0.001).
-        perceptual_style: compute the perceptual and style terms (VGG-16 pool1-3, ImageNet weights). False turns
-            both off, and the run needs no VGG weights.
+        perceptual_style: compute the perceptual and style terms (VGG-16 pool1-3, ImageNet weights, a 528 MB
+            download: off by default so that the defaults train offline; the paper has them).
         vgg_weights: the VGG-16 weights file; None: torchvision's cache (``$TORCH_HOME/hub/checkpoints``).
         download_vgg: download the weights when the file is absent.
         optim_g, optim_d: Adam, lr 1e-4, betas (0.5, 0.999), constant: DeepFill v2's official training
@@ -82,7 +92,7 @@ class SCFEGAN(LightningModule):
         tv_weight: float = 0.1,
         gp_weight: float = 10.0,
         real_score_weight: float = 0.001,
-        perceptual_style: bool = True,
+        perceptual_style: bool = False,
         vgg_weights: str | None = None,
         download_vgg: bool = False,
         optim_g: Optim = ADAM,
@@ -100,8 +110,10 @@ class SCFEGAN(LightningModule):
             self.save_hyperparameters()
         self.optim_g, self.optim_d = optim_g, optim_d
         self.automatic_optimization = False
-        self.generator = generator if generator is not None else SCFEGANGenerator()
-        self.discriminator = discriminator if discriminator is not None else SNPatchGAN(in_channels=8, kernel_size=3)
+        self.generator = generator if generator is not None else SCFEGANGenerator(
+            widths=(32, 64, 128, 128, 128), kernels=(7, 5, 5, 3, 3), dilations=(2, 4))
+        self.discriminator = discriminator if discriminator is not None else SNPatchGAN(
+            in_channels=8, widths=(32, 64, 128, 128, 128), kernel_size=3)
         # The frozen loss network is not part of the model: it is built for fit only and kept out of the
         # state_dict (hence out of checkpoints), so editing and resuming never need its 528 MB of weights.
         self.__dict__["vgg"] = None
@@ -163,6 +175,13 @@ class SCFEGAN(LightningModule):
 
     # -- training ----------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        size, multiple = getattr(dm, "image_size", None), getattr(self.generator, "size_multiple", 1)
+        if isinstance(size, int) and size % multiple:
+            fitting = max(multiple, round(size / multiple) * multiple)
+            raise ValueError(f"{type(dm).__name__} gives {size}-px faces but the generator needs a multiple of "
+                             f"{multiple} px ({len(self.generator.encoder)} stride-2 levels): set "
+                             f"data.init_args.image_size: {fitting}, or give the generator fewer levels.")
         if stage == "fit" and self.hparams.perceptual_style and self.vgg is None:
             self.__dict__["vgg"] = load_vgg16_features(self.hparams.vgg_weights, self.hparams.download_vgg)
 
@@ -213,8 +232,11 @@ class SCFEGAN(LightningModule):
         n = batch["image"].shape[0]
         self.log("val/masked_l1", masked_l1(completed, batch["image"], batch["mask"]), prog_bar=True, batch_size=n)
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self.complete(batch["image"], batch["mask"], batch["sketch"], batch["colour"], batch.get("noise"))[1]
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """``{"images": (B, 3, H, W)}``: the edited faces in [0, 1], for ``lit_digest.core.images.ImageWriter``."""
+        _, completed = self.complete(batch["image"], batch["mask"], batch["sketch"], batch["colour"],
+                                     batch.get("noise"))
+        return {"images": (completed.clamp(-1, 1) + 1) / 2}
 
     # -- optimisation ------------------------------------------------------------------------------------
     def scheduled_batches(self) -> float:

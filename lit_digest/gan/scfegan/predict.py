@@ -23,6 +23,9 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from lit_digest.core.checkpoints import expect_checkpoint
+from lit_digest.core.console import script
+from lit_digest.core.outputs import announce
 from lit_digest.gan.scfegan.generator import compose, scfegan_input
 
 __all__ = ["read_edit_inputs", "edit", "edit_files", "main"]
@@ -107,20 +110,23 @@ def edit(generator: torch.nn.Module, batch: dict[str, torch.Tensor], size: int |
 def _generator_from_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
     from lit_digest.gan.scfegan.module import SCFEGAN
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"No checkpoint at '{Path(path).resolve()}': pass the .ckpt of an SC-FEGAN run "
-                                "(runs/scfegan-<data>/<run>/checkpoints/last.ckpt)")
-    # the checkpoint's hyperparameters hold the generator's config (or, built in Python, the module): a pickle,
-    # so load only checkpoints you trust
-    return SCFEGAN.load_from_checkpoint(path, map_location="cpu", weights_only=False).generator.eval()
+    expect_checkpoint(path, SCFEGAN)  # at once: no file, not a checkpoint, another method's
+    try:
+        return SCFEGAN.load_from_checkpoint(path, map_location="cpu").generator.eval()
+    except RuntimeError as err:  # weights of another network under SC-FEGAN's argument names (a GAN of our own)
+        if "state_dict" not in str(err):
+            raise
+        raise ValueError(f"'{path}' is not a SCFEGAN checkpoint: its weights are not those of the networks its "
+                         f"hyperparameters build ({str(err).splitlines()[0]})") from err
 
 
 def edit_files(checkpoint: str | os.PathLike, image: str | os.PathLike, mask: str | os.PathLike, out: str | os.PathLike,
                sketch: str | os.PathLike | None = None, colour: str | os.PathLike | None = None,
                size: int | None = None, seed: int = 0) -> Path:
     """Edit ``image`` with the generator of ``checkpoint`` and write the result (PNG) to ``out``."""
+    generator = _generator_from_checkpoint(checkpoint)
     batch = read_edit_inputs(image, mask, sketch, colour)
-    edited = edit(_generator_from_checkpoint(checkpoint), batch, size=size, seed=seed)
+    edited = edit(generator, batch, size=size, seed=seed)
     pixels = ((edited[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +134,7 @@ def edit_files(checkpoint: str | os.PathLike, image: str | os.PathLike, mask: st
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="an SC-FEGAN .ckpt")
@@ -141,8 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="of the noise channel")
     args = parser.parse_args(argv)
     path = edit_files(args.checkpoint, args.image, args.mask, args.out, args.sketch, args.colour, args.size, args.seed)
-    print(f"edited image written to {path}")
+    announce(path, 1, "edited image")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(script(main)())

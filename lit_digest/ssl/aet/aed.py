@@ -10,6 +10,7 @@ from lit_digest.core.layers import feature_dim_of
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim
 from lit_digest.ssl.aet.aet import OFFICIAL_OPTIM, single_view
+from lit_digest.ssl.aet.nin import default_nin
 from lit_digest.ssl.probe import check_num_classes, encoder_predict_step
 
 __all__ = ["AED", "ImageDecoder"]
@@ -57,7 +58,8 @@ class AED(LightningModule):
     Validation logs ``val/recon_mse`` and returns the features for ``KNNMonitor``.
 
     Args:
-        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``.
+        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)``; None: ``NetworkInNetwork(width=32)``
+            (``lit_digest.ssl.aet.nin.default_nin``).
         image_size: side of the training views (the decoder's output size).
         in_channels: channels of the images.
         feature_dim: ``D``, if the backbone has no ``num_features`` attribute.
@@ -67,7 +69,7 @@ class AED(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | None = None,
         image_size: int = 32,
         in_channels: int = 3,
         feature_dim: int | None = None,
@@ -79,6 +81,7 @@ class AED(LightningModule):
         with modules_in_hparams():
             self.save_hyperparameters()
         self.optim = optim
+        backbone = default_nin(backbone)
         self.backbone = backbone
         self.decoder = ImageDecoder(feature_dim_of(backbone, feature_dim), image_size, in_channels, decoder_width,
                                     upsamplings)

@@ -9,7 +9,8 @@ from torch import nn
 from lit_digest.core.layers import feature_dim_of
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim
-from lit_digest.ssl.aet.transforms import Transformation, Transformed
+from lit_digest.ssl.aet.nin import default_nin
+from lit_digest.ssl.aet.transforms import ProjectiveTransformation, Transformation, Transformed
 from lit_digest.ssl.probe import check_num_classes, encoder_predict_step
 
 __all__ = ["AET", "OFFICIAL_OPTIM", "fill_value", "parameter_mse", "single_view"]
@@ -65,8 +66,10 @@ class AET(LightningModule):
     the images reaches at best), and returns the features for ``KNNMonitor``.
 
     Args:
-        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)`` (``NetworkInNetwork`` in the paper).
-        transformation: ``AffineTransformation`` (AET-affine) or ``ProjectiveTransformation`` (AET-project).
+        backbone: the encoder, any ``nn.Module`` mapping images to ``(B, D)`` (``NetworkInNetwork`` in the paper);
+            None: ``NetworkInNetwork(width=32)`` (``lit_digest.ssl.aet.nin.default_nin``).
+        transformation: ``AffineTransformation`` (AET-affine) or ``ProjectiveTransformation`` (AET-project); None:
+            ``ProjectiveTransformation()``, the paper's better variant (CIFAR-10 conv error 7.82% vs 9.41%, table 1).
         feature_dim: ``D``, if the backbone has no ``num_features`` attribute.
         fill: colour outside the transformed image, in [0, 1] before normalisation.
         tanh: squash the decoder's output into [-1, 1]; ``None``: when the transformation's targets are bounded.
@@ -75,14 +78,15 @@ class AET(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
-        transformation: Transformation,
+        backbone: nn.Module | None = None,
+        transformation: Transformation | None = None,
         feature_dim: int | None = None,
         fill: float = 128 / 255,
         tanh: bool | None = None,
         optim: Optim = OFFICIAL_OPTIM,
     ) -> None:
         super().__init__()
+        transformation = ProjectiveTransformation() if transformation is None else transformation
         if not isinstance(transformation, Transformation):
             raise TypeError(f"AET: transformation must be a lit_digest.ssl.aet Transformation (AffineTransformation, "
                             f"ProjectiveTransformation), got {type(transformation).__name__}")
@@ -91,6 +95,7 @@ class AET(LightningModule):
         with modules_in_hparams():
             self.save_hyperparameters()
         self.optim = optim  # the typed block (the CLI keeps a plain dict in hparams)
+        backbone = default_nin(backbone)
         dim = feature_dim_of(backbone, feature_dim)
         self.backbone = backbone
         self.transformation = transformation

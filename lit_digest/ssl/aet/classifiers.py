@@ -12,11 +12,12 @@ from torch import nn
 from lit_digest.core.checkpoints import load_encoder_weights
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim
-from lit_digest.ssl.aet.nin import conv_bn_relu
+from lit_digest.ssl.aet.nin import conv_bn_relu, default_nin
 from lit_digest.ssl.linear_eval import freeze
 from lit_digest.ssl.probe import (
     accuracy_metrics,
     check_num_classes,
+    class_predictions,
     classifier_test_step,
     classifier_training_step,
     classifier_validation_step,
@@ -86,7 +87,8 @@ class BlockClassifier(LightningModule):
     batch 128, 200 epochs, lr / 10 at epochs 100 and 150.
 
     Args:
-        backbone: the encoder architecture.
+        backbone: the encoder architecture; None: ``NetworkInNetwork(width=32)``, the AET systems' default
+            (``lit_digest.ssl.aet.nin.default_nin``).
         head: ``"nonlinear"`` or ``"conv"``.
         checkpoint, checkpoint_prefix: as ``LinearEval``'s (``"backbone."`` keys by default).
         block: the frozen block whose output the head reads (2 in the paper).
@@ -98,7 +100,7 @@ class BlockClassifier(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | None = None,
         head: Literal["nonlinear", "conv"] = "nonlinear",
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
@@ -110,6 +112,7 @@ class BlockClassifier(LightningModule):
                              milestones=(100, 150), gamma=0.1),
     ) -> None:
         super().__init__()
+        backbone = default_nin(backbone)
         if head not in ("nonlinear", "conv"):
             raise ValueError(f"BlockClassifier: head must be 'nonlinear' or 'conv', got {head!r}")
         if not (hasattr(backbone, "feature_maps") and hasattr(backbone, "block_shape")):
@@ -155,13 +158,10 @@ class BlockClassifier(LightningModule):
         classifier_test_step(self, batch)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        """Pooled frozen-block ``features`` (B, C), class ``logits`` and the ``labels`` when known."""
+        """Class ``probabilities`` (B, K), the ``predicted`` class and the ``labels`` when known
+        (``class_predictions``)."""
         x, labels = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) else (batch, None)
-        maps = self.features(x)
-        out = {"features": maps.mean(dim=(2, 3)), "logits": self.head(maps)}
-        if labels is not None:
-            out["labels"] = labels
-        return out
+        return class_predictions(self(x), labels)
 
     def configure_optimizers(self):
         # the official classifier decays every parameter (optim.SGD(model.parameters(), weight_decay=5e-4))

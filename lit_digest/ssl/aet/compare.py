@@ -1,13 +1,16 @@
 """AET-affine, AET-project and AED beside a random encoder, on an ``.npz`` of images, end to end on a CPU::
 
-    python -m lit_digest.ssl.aet.compare --data ../shared/data/cifar10_subset.npz
+    python -m lit_digest get cifar10_subset          # once: data/cifar10_subset.npz, from the CIFAR-10 archive
+    python -m lit_digest.ssl.aet.compare --data data/cifar10_subset.npz
 
 Each method pretrains the same NIN on the training images (no labels), then the paper's two classifiers
 (``NonLinearHead`` and ``ConvBlockHead``) are trained on its frozen block-2 feature maps and scored on the test
 images; the same classifiers on a randomly initialised NIN give the baseline (the paper's "random init. + conv"
 row). AET's parameter MSE on the test images is printed beside the predict-the-mean baseline. The budget is small
 (``--epochs``, ``--width``): the numbers show the ordering, not the paper's values. Prints a table and the wall
-time; ``--out`` writes the numbers as JSON.
+time, and writes them with a plot (``errors.png``, also logged to W&B) and ``results.json`` in
+``runs/measured/aet-compare/<date>_<time>/`` (``lit_digest.core.measured.MeasuredRun``); ``--out`` also writes
+the numbers as JSON there.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lit_digest.core.console import script
+from lit_digest.core.download import missing_data_error
 from lit_digest.core.lightning import Trainer, seed_everything
+from lit_digest.core.measured import MeasuredRun
 from lit_digest.core.optim import Optim
+from lit_digest.core.public_data import CIFAR10_URL
 from lit_digest.ssl.aet.aed import AED
 from lit_digest.ssl.aet.aet import AET, parameter_mse
 from lit_digest.ssl.aet.classifiers import ConvBlockHead, NonLinearHead
@@ -32,7 +39,7 @@ from lit_digest.ssl.aet.views import PadCropViews
 from lit_digest.ssl.arrays import NpzImageDataModule
 from lit_digest.ssl.knn import knn_accuracy
 
-__all__ = ["block_features", "fit_head", "heldout_parameter_mse", "pretrain", "main"]
+__all__ = ["block_features", "fit_head", "heldout_parameter_mse", "pretrain", "figure", "main"]
 
 METHODS = ("affine", "projective", "aed")
 
@@ -119,9 +126,39 @@ def pretrain(method: str, dm: NpzImageDataModule, width: int, epochs: int, lr: f
     return model
 
 
+def figure(results: dict[str, dict], encoders: list[str]):
+    """Error rates per encoder under each evaluation (bars), and AET's held-out parameter MSE beside the mean
+    guess: the plot of the measured table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    evaluations = [("nonlinear_acc", "non-linear head"), ("conv_acc", "conv head"), ("knn_acc", "kNN (k=20)")]
+    fig, (bars, mse) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / len(encoders)
+    for i, name in enumerate(encoders):
+        errors = [100 * (1 - results[name][key]) for key, _ in evaluations]
+        bars.bar([j + (i - (len(encoders) - 1) / 2) * width for j in range(len(evaluations))], errors, width,
+                 label=name)
+    bars.set_xticks(range(len(evaluations)), [label for _, label in evaluations])
+    bars.set_ylabel("test error (%)")
+    bars.set_title("frozen block-2 features")
+    bars.legend(fontsize=8)
+    aet = [name for name in encoders if "param_mse" in results[name]]
+    mse.bar([j - 0.2 for j in range(len(aet))], [results[n]["param_mse"] for n in aet], 0.4, label="AET")
+    mse.bar([j + 0.2 for j in range(len(aet))], [results[n]["mean_mse"] for n in aet], 0.4, label="mean guess")
+    mse.set_xticks(range(len(aet)), aet)
+    mse.set_title("held-out parameter MSE")
+    mse.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cifar10_subset.npz", help="an .npz of uint8 images")
+    parser.add_argument("--data", default="data/cifar10_subset.npz",
+                        help="an .npz of uint8 images (python -m lit_digest get cifar10_subset builds the default)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--width", type=int, default=64, help="NIN channels (192 in the paper)")
     parser.add_argument("--epochs", type=int, default=10, help="pretraining epochs (1500 in the paper)")
@@ -133,13 +170,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: on a shared 2-core machine more threads ran 4x slower)")
-    parser.add_argument("--out", default=None, help="write the numbers to this JSON file")
+    parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if not Path(args.data).is_file():
+        raise missing_data_error("The image set", args.data, url=CIFAR10_URL,
+                                 fix="run `python -m lit_digest get cifar10_subset` (it builds data/cifar10_subset"
+                                     ".npz, the README's CIFAR-10 subset), or pass --data an .npz of uint8 images")
+    run = MeasuredRun("aet-compare", settings=vars(args))
+    s = run.settings
+    if s["threads"]:
+        torch.set_num_threads(s["threads"])
     start = time.perf_counter()
-    dm = NpzImageDataModule(path=args.data, batch_size=args.batch_size, num_workers=0, views=PadCropViews(),
-                            knn_bank_size=0, seed=args.seed)
+    dm = NpzImageDataModule(path=s["data"], batch_size=s["batch_size"], num_workers=0, views=PadCropViews(),
+                            knn_bank_size=0, seed=s["seed"])
     dm.setup()
     train, test = dm.splits.pretrain, dm.splits.test
     train_x, train_y, test_x, test_y = train.images, train.labels, test.images, test.labels
@@ -149,47 +192,51 @@ def main(argv: list[str] | None = None) -> dict:
 
     results: dict[str, dict] = {}
     encoders: dict[str, NetworkInNetwork] = {}
-    seed_everything(args.seed)
-    encoders["random"] = NetworkInNetwork(width=args.width)
-    root = Path("runs/aet-compare")
-    for method in args.methods:
+    seed_everything(s["seed"])
+    encoders["random"] = NetworkInNetwork(width=s["width"])
+    for method in s["methods"]:
         t0 = time.perf_counter()
-        model = pretrain(method, dm, args.width, args.epochs, args.lr, args.seed, root, args.optimizer)
+        model = pretrain(method, dm, s["width"], s["epochs"], s["lr"], s["seed"], run.folder, s["optimizer"])
         encoders[method] = model.backbone
         results[method] = {"pretrain_s": time.perf_counter() - t0}
         if isinstance(model, AET):
-            mse, mean_mse = heldout_parameter_mse(model, test_x, prepare, args.seed)
+            mse, mean_mse = heldout_parameter_mse(model, test_x, prepare, s["seed"])
             results[method].update(param_mse=mse, mean_mse=mean_mse)
         print(f"{method}: pretrained in {results[method]['pretrain_s']:.0f} s", flush=True)
     for name, encoder in encoders.items():
         row = results.setdefault(name, {})
         maps_train, maps_test = block_features(encoder, train_x, prepare), block_features(encoder, test_x, prepare)
         classes = int(max(train_y.max(), test_y.max())) + 1
-        torch.manual_seed(args.seed)
+        torch.manual_seed(s["seed"])
         row["nonlinear_acc"] = fit_head(NonLinearHead(tuple(maps_train.shape[1:]), classes), maps_train, train_y,
-                                        maps_test, test_y, args.classifier_epochs, seed=args.seed)
-        torch.manual_seed(args.seed)
-        row["conv_acc"] = fit_head(ConvBlockHead(maps_train.shape[1], classes, args.width), maps_train, train_y,
-                                   maps_test, test_y, args.classifier_epochs, seed=args.seed)
+                                        maps_test, test_y, s["classifier_epochs"], seed=s["seed"])
+        torch.manual_seed(s["seed"])
+        row["conv_acc"] = fit_head(ConvBlockHead(maps_train.shape[1], classes, s["width"]), maps_train, train_y,
+                                   maps_test, test_y, s["classifier_epochs"], seed=s["seed"])
         row["knn_acc"] = knn_accuracy(maps_test.mean((2, 3)), test_y, maps_train.mean((2, 3)), train_y, classes,
                                       k=20, temperature=0.07)
         print(f"{name}: evaluated", flush=True)
     wall = time.perf_counter() - start
-    print(f"\nNIN width {args.width}, {len(train_x)} training / {len(test_x)} test images, {args.epochs} pretraining "
-          f"epochs ({args.optimizer}, lr {args.lr}, batch {args.batch_size}), {args.classifier_epochs} classifier "
-          "epochs on frozen block-2 maps; error rates in %")
-    print(f"{'encoder':12s}{'param MSE':>11s}{'mean MSE':>10s}{'non-linear':>12s}{'conv':>8s}{'kNN k=20':>10s}")
-    for name in ["random", *args.methods]:
-        r = results[name]
-        mse = f"{r['param_mse']:11.4f}{r['mean_mse']:10.4f}" if "param_mse" in r else f"{'-':>11s}{'-':>10s}"
-        print(f"{name:12s}{mse}{100 * (1 - r['nonlinear_acc']):12.2f}{100 * (1 - r['conv_acc']):8.2f}"
-              f"{100 * (1 - r['knn_acc']):10.2f}")
+    names = ["random", *s["methods"]]
+    rows = [[name, *([results[name]["param_mse"], results[name]["mean_mse"]] if "param_mse" in results[name]
+                     else ["-", "-"]),
+             *(100 * (1 - results[name][k]) for k in ("nonlinear_acc", "conv_acc", "knn_acc"))] for name in names]
+    run.table(["encoder", "param MSE", "mean-guess MSE", "non-linear error %", "conv error %", "kNN error %"], rows,
+              title=f"NIN width {s['width']}, {len(train_x)} training / {len(test_x)} test images, {s['epochs']} "
+                    f"pretraining epochs ({s['optimizer']}, lr {s['lr']}, batch {s['batch_size']}), "
+                    f"{s['classifier_epochs']} classifier epochs on frozen block-2 maps")
     print(f"wall time {wall:.0f} s ({math.ceil(wall / 60)} min), {torch.get_num_threads()} CPU threads")
-    summary = {"args": vars(args), "results": results, "wall_s": wall}
-    if args.out:
-        Path(args.out).write_text(json.dumps(summary, indent=2))
+    run.figure(figure(results, names), "errors")
+    summary = {"args": dict(s), "results": results, "wall_s": wall}
+    if s["out"]:
+        Path(s["out"]).write_text(json.dumps(summary, indent=2))
+    numbers = {f"{name}_{key[:-4]}_error": 100 * (1 - row[key]) for name, row in results.items()
+               for key in ("nonlinear_acc", "conv_acc", "knn_acc")}  # error rates in %, as the paper's table
+    numbers.update({f"{name}_{key.replace('mean_mse', 'mean_guess_mse')}": row[key] for name, row in results.items()
+                    for key in ("param_mse", "mean_mse") if key in row})
+    run.finish(numbers)
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(script(main)())

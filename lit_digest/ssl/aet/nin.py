@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["NetworkInNetwork", "conv_bn_relu"]
+__all__ = ["NetworkInNetwork", "conv_bn_relu", "default_nin"]
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel_size: int) -> nn.Sequential:
@@ -98,3 +98,11 @@ class NetworkInNetwork(nn.Module):
                 m.weight.normal_(0, math.sqrt(2.0 / fan_out))
             elif isinstance(m, nn.BatchNorm2d):
                 m.reset_parameters()
+
+
+def default_nin(backbone: nn.Module | None) -> nn.Module:
+    """``backbone``, or when it is None the AET systems' default encoder ``NetworkInNetwork(width=32)``: the NIN
+    of the paper at a sixth of its width (192), the width of the measured ``python -m lit_digest.ssl.aet.compare``
+    run, so that a method built with its defaults trains a few steps of batch 256 in seconds on a CPU (the paper's
+    width takes about 8 s per such step there). ``configs/aet/*.yaml`` build the paper's."""
+    return NetworkInNetwork(width=32) if backbone is None else backbone

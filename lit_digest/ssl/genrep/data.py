@@ -69,7 +69,7 @@ def load_generator(module: nn.Module | None, checkpoint: str | None, prefix: str
         path = resolve_checkpoint(checkpoint)
         if not path.is_file():
             raise missing_data_error("Generator checkpoint", path, fix="set data.init_args.checkpoint")
-        module = DCGAN.load_from_checkpoint(path, map_location="cpu", weights_only=False).generator
+        module = DCGAN.load_from_checkpoint(path, map_location="cpu").generator
     elif checkpoint is not None:
         path = resolve_checkpoint(checkpoint)
         if not path.is_file():

@@ -151,6 +151,10 @@ class DCGAN(LightningModule):
     images are taken back to [0, 1] with the DataModule's ``denormalize`` and scaled to [-1, 1], the Tanh
     range. A class-conditional generator trains on the labels. ``forward(z, y)`` renders images in [-1, 1];
     ``self.generator`` is the network to keep (``GeneratedViewsDataModule`` reads it from this checkpoint).
+    ``predict`` renders one sample per image of the DataModule's predict split (of its class, when conditional).
+
+    The defaults are DCGAN's at 28 px grey (Fashion-MNIST): ``DCGAN()`` trains beside ``FashionMNISTDataModule``
+    or, offline, ``SyntheticImageDataModule(image_size=28, channels=1, views=None)``.
 
     Args:
         generator, discriminator: the two networks (``DCGANGenerator``, ``DCGANDiscriminator`` by default).
@@ -230,6 +234,19 @@ class DCGAN(LightningModule):
                  add_dataloader_idx=False)
         self.log("val/d_fake", torch.sigmoid(self.discriminator(fake, y)).mean(), batch_size=n,
                  add_dataloader_idx=False)
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        """``{"images": (B, C, H, W)}`` in [0, 1]: one sample per image of the predict batch, from codes seeded by
+        the batch's number (the same images at every run), of the batch's classes for a class-conditional
+        generator; ``lit_digest.core.images.ImageWriter`` writes them as PNG files."""
+        x, labels = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) else (batch, None)
+        n = len(x[0]) if isinstance(x, (list, tuple)) else len(x)
+        g = torch.Generator().manual_seed(1_000_003 * dataloader_idx + batch_idx)
+        z = torch.randn(n, self.latent_dim, generator=g).to(self.device)
+        if self.num_classes and (labels is None or bool((labels < 0).any())):
+            raise ValueError("DCGAN: a class-conditional generator draws one sample per labeled predict image; the "
+                             "predict split has no labels")
+        return {"images": (self(z, labels if self.num_classes else None) + 1) / 2}
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """GenRep's two findings at small scale, on real Fashion-MNIST test images: one command, a Markdown table.
 
     python -m lit_digest.ssl.genrep.experiment                 # the table of docs/genrep.md (about 30 min, 1 core)
+    python -m lit_digest get fashion_mnist                     # first, where Debian's package is not installed
     python -m lit_digest.ssl.genrep.experiment --sigmas 0.25 0.5 1 --steps 500 --eval-train 60000
     python -m lit_digest.ssl.genrep.experiment --quick         # about a minute: a smoke run of the whole pipeline
 
@@ -18,7 +19,13 @@
 
 The paper's findings (arXiv 2106.05258, section 4 and figure 5): latent views plus pixel augmentations beat pixel
 augmentations alone on generated data, and accuracy against sigma rises then falls (an inverse U). The command
-prints its table, says whether each finding holds in it, and writes ``results.json`` in ``--out``.
+prints its table, says whether each finding holds in it, and writes ``results.json`` in ``--out``; the table, the
+plot of accuracy against sigma (``sigma_sweep.png``, also logged to W&B) and the settings as used go to
+``runs/measured/genrep/<date>_<time>/`` (``lit_digest.core.measured.MeasuredRun``).
+
+Fashion-MNIST is read from ``--data-dir``: by default Debian's ``/usr/share/datasets/fashion-mnist`` (``apt install
+dataset-fashion-mnist``) when it is there, else ``data`` (``python -m lit_digest get fashion_mnist`` puts the four
+original files in ``data/FashionMNIST/raw``).
 """
 
 from __future__ import annotations
@@ -37,11 +44,15 @@ from typing import Any
 
 import torch
 
+from lit_digest.core.checkpoints import expect_checkpoint
+from lit_digest.core.console import script
 from lit_digest.core.download import missing_data_error
+from lit_digest.core.measured import MeasuredRun
 from lit_digest.ssl.knn import extract_features, knn_accuracy, linear_probe_accuracy
 from lit_digest.ssl.mnist import FashionMNISTDataModule
 
-__all__ = ["main", "check_fashion_mnist", "evaluate_encoder", "findings", "format_table"]
+__all__ = ["main", "check_fashion_mnist", "default_data_dir", "evaluate_encoder", "findings", "format_table",
+           "sweep_figure"]
 
 DEBIAN = "/usr/share/datasets/fashion-mnist"
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -58,7 +69,8 @@ def check_fashion_mnist(data_dir: str | os.PathLike) -> None:
         raise missing_data_error(
             "Fashion-MNIST", root, reason=f"missing {', '.join(missing)}",
             fix=f"install Debian's package, which puts the files in {DEBIAN}: apt install dataset-fashion-mnist; "
-                "or pass --data-dir a folder holding the four IDX files (plain or .gz)")
+                "or run `python -m lit_digest get fashion_mnist` (it puts them in data/FashionMNIST/raw) and pass "
+                "--data-dir data; or pass --data-dir a folder holding the four IDX files (plain or .gz)")
 
 
 def _configs() -> Path:
@@ -133,6 +145,9 @@ def _quiet() -> None:
 
 def _generator(args: argparse.Namespace, out: Path, log) -> tuple[Path, float | None]:
     if args.generator:
+        from lit_digest.ssl.genrep.dcgan import DCGAN
+
+        expect_checkpoint(args.generator, DCGAN)  # at once, not after the baseline's training
         return Path(args.generator), None
     ckpt = out / "generator" / "checkpoints" / "last.ckpt"
     if ckpt.is_file():
@@ -200,10 +215,57 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict[str, Any]], dict
     return rows, {"generator": str(ckpt), "generator_seconds": gan_seconds, "eval_train": len(data.splits.eval_train)}
 
 
+def default_data_dir() -> str:
+    """Debian's folder when its four files are there, else ``data`` (where ``lit_digest get fashion_mnist`` puts
+    them)."""
+    try:
+        check_fashion_mnist(DEBIAN)
+        return DEBIAN
+    except FileNotFoundError:
+        return "data"
+
+
+def arm_name(row: dict[str, Any]) -> str:
+    """The row's name in the numbers the command prints: ``random``, ``real``, ``pixel`` (sigma 0), ``sigma05``
+    (sigma 0.5, with pixel augmentations), ``latent_sigma05`` (the walk alone)."""
+    if row["kind"] != "generated":
+        return row["kind"]
+    name = "pixel" if row["sigma"] == 0 else "sigma" + format(row["sigma"], "g").replace(".", "")
+    return name if row.get("pixel", True) else f"latent_{name}"
+
+
+def sweep_figure(rows: list[dict[str, Any]]):
+    """Accuracy (kNN and linear probe) against sigma for the encoders trained on generated views (sigma 0: pixel
+    augmentations alone), the latent-only arms as crosses, and the real-data and random encoders as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    sweep = sorted((r for r in rows if r["kind"] == "generated" and r.get("pixel", True)), key=lambda r: r["sigma"])
+    latent = [r for r in rows if r["kind"] == "generated" and not r.get("pixel", True)]
+    for ax, (metric, label) in zip(axes, (("linear", "linear probe"), ("knn", "kNN (k=20)"))):
+        ax.plot([r["sigma"] for r in sweep], [100 * r[metric] for r in sweep], "o-", label="latent + pixel views")
+        if latent:
+            ax.plot([r["sigma"] for r in latent], [100 * r[metric] for r in latent], "x", ms=9, label="latent only")
+        for kind, style in (("real", "--"), ("random", ":")):
+            for r in (r for r in rows if r["kind"] == kind):
+                ax.axhline(100 * r[metric], ls=style, c="grey", label=r["name"])
+        ax.set_xlabel("sigma of the latent walk (0: pixel augmentations alone)")
+        ax.set_title(f"{label}, real Fashion-MNIST test images")
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m lit_digest.ssl.genrep.experiment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=DEBIAN, help="Fashion-MNIST's IDX files (Debian: dataset-fashion-mnist)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"Fashion-MNIST's IDX files (default: {DEBIAN}, Debian's dataset-fashion-mnist, when "
+                             "installed, else data: python -m lit_digest get fashion_mnist)")
     parser.add_argument("--out", default="runs/genrep-experiment", help="run folders, the generator, results.json")
     parser.add_argument("--generator", default=None, help="a DCGAN checkpoint to use instead of training one")
     parser.add_argument("--gan-epochs", type=int, default=2, help="epochs of the DCGAN on the 60k real images")
@@ -218,19 +280,24 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seed", type=int, default=0, help="seed_everything of every encoder's run")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20 generator batches, 5 steps per encoder, 2k/1k evaluation images")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.gan_epochs, args.steps, args.probe_steps = 1, min(args.steps, 5), 20
-        args.eval_train = min(args.eval_train, 2000)
+    parsed = parser.parse_args(argv)
+    if parsed.data_dir is None:
+        parsed.data_dir = default_data_dir()
+    if parsed.quick:
+        parsed.gan_epochs, parsed.steps, parsed.probe_steps = 1, min(parsed.steps, 5), 20
+        parsed.eval_train = min(parsed.eval_train, 2000)
+    check_fashion_mnist(parsed.data_dir)  # before any folder, W&B run or training
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     _quiet()
+    measured = MeasuredRun("genrep", settings=vars(parsed))
+    args = argparse.Namespace(**measured.settings)  # the code reads the settings as recorded
     start = time.perf_counter()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     rows, info = run(args, log)
     result = {metric: findings(rows, metric) for metric in ("linear", "knn")}
     command = "python -m lit_digest.ssl.genrep.experiment " + " ".join(argv if argv is not None else sys.argv[1:])
     wall = time.perf_counter() - start
-    lines = [format_table(rows), ""]
+    lines = []
     for metric, label in (("linear", "linear probe"), ("knn", "kNN")):
         found = result[metric]
         if "latent_beats_pixel" in found:
@@ -244,13 +311,21 @@ def main(argv: list[str] | None = None) -> str:
     lines.append(f"\n`{command.strip()}`: {args.steps} steps of batch 256 per encoder, seed {args.seed}, kNN bank "
                  f"and probe on {info['eval_train']} labeled training images; "
                  f"{wall:.0f} s wall time{gan}, on {torch.get_num_threads()} CPU thread(s).")
-    text = "\n".join(lines)
-    print(text)
+    measured.table(["encoder trained on", "views", "sigma", "kNN (k=20)", "linear probe", "training time"],
+                   [[r["name"], r["views"], "-" if r.get("sigma") is None else f"{r['sigma']:g}",
+                     f"{100 * r['knn']:.1f}", f"{100 * r['linear']:.1f}",
+                     "-" if r.get("seconds") is None else f"{r['seconds']:.0f} s"] for r in rows])
+    print("\n" + "\n".join(lines), flush=True)
+    text = "\n".join([format_table(rows), "", *lines])
     (Path(args.out) / "results.json").write_text(json.dumps({"rows": rows, "findings": result, **info,
                                                              "command": command.strip(), "wall_seconds": wall},
                                                             indent=2))
+    measured.figure(sweep_figure(rows), "sigma_sweep")
+    measured.finish({**{f"{arm_name(r)}_{metric}": 100 * r[metric] for r in rows for metric in ("knn", "linear")},
+                     **{f"{m}_{k}": float(v) for m, f in result.items() for k, v in f.items()
+                        if isinstance(v, (bool, int, float))}})
     return text
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(script(main)())
