@@ -9,3 +9,12 @@ the method has no sensible default (say why in a comment).
 from __future__ import annotations
 
 CASES: dict = {}
+
+def _ganroses():
+    from lit_digest.gan.ganroses import GANsNRoses, PhotosToDrawingsDataModule
+
+    # photos=None: grey drawn faces stand in for the AT&T photos (the default data/att_faces may be absent)
+    return GANsNRoses(), PhotosToDrawingsDataModule(photos=None)
+
+
+CASES["GANsNRoses"] = _ganroses

@@ -8,8 +8,8 @@ import torch
 import torchvision
 
 from lit_digest.core.download import MissingDataError
-from lit_digest.gan import SCFEGAN, SCFEGANGenerator, SNPatchGAN, SyntheticFaceDataModule
 from lit_digest.core.vgg import VGG16_URL, default_vgg16_path, load_vgg16_features
+from lit_digest.gan import SCFEGAN, SCFEGANGenerator, SNPatchGAN, SyntheticFaceDataModule
 
 
 def _random_vgg16_features_file(path):
