@@ -160,12 +160,17 @@ def test_the_measures_of_the_claims_on_known_answers():
     assert colour["within"] < colour["across"]
     fit = gaussian_fit(torch.randn(20000, 4))
     assert fit["mean_norm"] < 0.05 and fit["cov_error"] < 0.05
-    assert gaussian_fit(3 + torch.randn(500, 4))["mean_norm"] > 5
+    shifted = gaussian_fit(torch.tensor([[1.0, 2.0, 2.0]]) + torch.tensor([[1.0, 0, 0], [-1.0, 0, 0]]))
+    assert shifted["mean_norm"] == pytest.approx(3.0)  # ||(1, 2, 2)||
+    assert shifted["cov_error"] == pytest.approx(((1 - 1) ** 2 + 1 + 1) ** 0.5 / 3 ** 0.5)  # Cov = diag(1, 0, 0)
     assert pairwise_distance(torch.tensor([[[0.0, 0.0], [3.0, 4.0]]])) == pytest.approx(5.0)
-    frames = moving_frames(torch.rand(3, 16, 16), frames=12)
-    still = flicker(lambda x, z: x * 0.5, frames, 8)  # output follows the input exactly: correlation 1
-    assert still["correlation"] == pytest.approx(1.0) and still["output_change"] == pytest.approx(
-        still["input_change"] / 2)
+    assert moving_frames(torch.rand(3, 16, 16), frames=12).shape == (12, 3, 16, 16)
+    ramp = torch.stack([torch.full((1, 4, 4), float(t * t)) for t in range(5)])  # changes 1, 3, 5, 7
+    follows = flicker(lambda x, z: x * 0.5, ramp, 8)  # the output follows the input exactly: correlation 1
+    assert follows["input_change"] == pytest.approx(4.0) and follows["output_change"] == pytest.approx(2.0)
+    assert follows["correlation"] == pytest.approx(1.0)
+    styled = flicker(lambda x, z: x * 0 + z[:, :1, None, None], ramp, 8)  # the output is the style code alone
+    assert styled["output_change"] == 0.0 and styled["redrawn_change"] > 0.1
 
 
 # -- the system --------------------------------------------------------------------------------------------------
@@ -186,14 +191,14 @@ def test_each_generator_term_reaches_the_parts_it_should():
     terms = model.generator_loss(batch, state)
     reached = {k: _grads(model, terms[k]) for k in ("consistency", "latent", "cycle", "style", "adversarial")}
     # style consistency: the encoders' stem and style branch only
-    assert any(p.startswith("g_a2b.encoder.style") for p in reached["consistency"])
+    assert all(any(p.startswith(f"{g}.encoder.style") for p in reached["consistency"]) for g in ("g_a2b", "g_b2a"))
     assert not any("decoder" in p or "content" in p or p.startswith("d_") for p in reached["consistency"])
     # latent term: the encoders that read the real images, through the style-code discriminator
-    assert any(p.startswith("g_b2a.encoder.style") for p in reached["latent"])
+    assert all(any(p.startswith(f"{g}.encoder.style") for p in reached["latent"]) for g in ("g_a2b", "g_b2a"))
     assert not any("decoder" in p or "content" in p for p in reached["latent"])
     # cycle and style reconstruction: both generators, encoders and decoders
     for term in ("cycle", "style"):
-        for part in ("g_a2b.encoder", "g_a2b.decoder", "g_b2a.encoder", "g_b2a.decoder"):
+        for part in ("g_a2b.encoder.content", "g_a2b.decoder", "g_b2a.encoder.content", "g_b2a.decoder"):
             assert any(p.startswith(part) for p in reached[term]), (term, part)
     assert not any("_ema" in p for names in reached.values() for p in names)  # the averages are never trained
 
