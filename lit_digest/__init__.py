@@ -36,7 +36,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Codistillation", "CodistillationStrategy", "ByteLSTM", "ByteTextDataModule"],
                     "lit_digest.codistillation"),
     **dict.fromkeys(["SAINT", "SAINTPretrain", "TabularDataModule", "TabularMLP"], "lit_digest.tabular"),
-    **dict.fromkeys(["SCFEGAN"], "lit_digest.gan"),
+    **dict.fromkeys(["SCFEGAN", "GANsNRoses"], "lit_digest.gan"),
     **dict.fromkeys(["AET", "AED", "NetworkInNetwork", "AffineTransformation", "ProjectiveTransformation"],
                     "lit_digest.ssl.aet"),
     **dict.fromkeys(["GeneratedViewsDataModule", "LatentWalk", "DCGAN"], "lit_digest.ssl.genrep"),

@@ -207,3 +207,13 @@ CASES.update({
     "DepthEstimation": _depth("DepthEstimation"),
     "DepthMerge": _depth("DepthMerge"),
 })
+
+
+def _ganroses():
+    from lit_digest.gan.ganroses import GANsNRoses, PhotosToDrawingsDataModule
+
+    # photos=None: grey drawn faces stand in for the AT&T photos (the default data/att_faces may be absent)
+    return GANsNRoses(), PhotosToDrawingsDataModule(photos=None)
+
+
+CASES["GANsNRoses"] = _ganroses

@@ -55,12 +55,12 @@ def list_images(folder: Path) -> list[Path]:
                   key=_natural_key)
 
 
-def load_face(path: str | os.PathLike, size: int) -> torch.Tensor:
-    """An RGB ``(3, size, size)`` uint8 tensor: the image's shorter side resized to ``size`` (bicubic), then
-    centre-cropped (grey images get three equal channels)."""
+def load_face(path: str | os.PathLike, size: int, mode: str = "RGB") -> torch.Tensor:
+    """A ``(3, size, size)`` uint8 tensor (``mode`` "RGB"; grey images get three equal channels) or ``(1, size,
+    size)`` ("L"): the image's shorter side resized to ``size`` (bicubic), then centre-cropped."""
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
+            img = img.convert(mode)
     except (OSError, SyntaxError, ValueError) as err:  # not an image, or cut short
         raise unreadable_image(path, err) from err
     scale = size / min(img.size)
@@ -68,7 +68,8 @@ def load_face(path: str | os.PathLike, size: int) -> torch.Tensor:
     img = img.resize((w, h), Image.BICUBIC)
     left, top = (w - size) // 2, (h - size) // 2
     img = img.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()
+    pixels = np.array(img)
+    return torch.from_numpy(pixels.reshape(*pixels.shape[:2], -1)).permute(2, 0, 1).contiguous()
 
 
 def synthetic_face(index: int, size: int, seed: int = 0) -> torch.Tensor:

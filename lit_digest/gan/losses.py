@@ -1,9 +1,12 @@
 """GAN and image-completion losses as pure functions (shapes in the comments).
 
-Adversarial: the hinge loss of SN-PatchGAN (Yu et al., arXiv 1806.03589, eq. 2-3), SC-FEGAN's version
-without the ReLU (Jo & Park, arXiv 1902.06838, section 3.3), the gradient penalty (Gulrajani et al.,
-arXiv 1704.00028) restricted to a mask as in DeepFill v1 (Yu et al., arXiv 1801.07892, section 4.1),
-and the squared score of real samples (SC-FEGAN's extra term; Karras et al. 1710.10196's drift term).
+Adversarial: the logistic (non-saturating) losses of Goodfellow et al. (arXiv 1406.2661, section 3) over a
+discriminator's list of heads and the R1 penalty (Mescheder et al., arXiv 1801.04406, eq. 9) as StyleGAN2 and
+GANs N' Roses use them (mchong6/GANsNRoses ``util.py``); the hinge loss of SN-PatchGAN (Yu et al., arXiv
+1806.03589, eq. 2-3), SC-FEGAN's version without the ReLU (Jo & Park, arXiv 1902.06838, section 3.3), the
+gradient penalty (Gulrajani et al., arXiv 1704.00028) restricted to a mask as in DeepFill v1 (Yu et al., arXiv
+1801.07892, section 4.1), and the squared score of real samples (SC-FEGAN's extra term; Karras et al.
+1710.10196's drift term).
 
 Completion: per-pixel L1 weighted inside and outside the hole, perceptual and style (Gram) losses on
 feature maps, total variation (Liu et al., "Image Inpainting for Irregular Holes Using Partial
@@ -17,15 +20,43 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from torch.nn import functional as F
 
 __all__ = [
-    "hinge_d_loss", "scfegan_d_loss", "generator_adversarial_loss", "real_score_penalty", "random_interpolates",
+    "logistic_d_loss", "nonsaturating_g_loss", "r1_penalty", "hinge_d_loss", "scfegan_d_loss",
+    "generator_adversarial_loss", "real_score_penalty", "random_interpolates",
     "gradient_penalty", "per_pixel_loss", "masked_l1", "gram_matrix", "perceptual_loss", "style_loss",
     "total_variation_loss",
 ]
 
 
 # -- adversarial ----------------------------------------------------------------------------------------
+def logistic_d_loss(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum_heads E[softplus(-D(x))] + E[softplus(D(G(z)))]``: the discriminator's logistic loss, summed over its
+    heads (each any shape, batch first; GANs N' Roses' ``d_logistic_loss``)."""
+    return sum(F.softplus(-r).mean() + F.softplus(f).mean() for r, f in zip(real, fake, strict=True))
+
+
+def nonsaturating_g_loss(fake: Sequence[torch.Tensor], weights: Sequence[float] | None = None) -> torch.Tensor:
+    """``sum_heads w_h E[softplus(-D(G(z)))_h] / n_heads``: the generator's non-saturating loss, a weighted mean
+    over the heads (GANs N' Roses' ``g_nonsaturating_loss``; weights 1 by default)."""
+    weights = [1.0] * len(fake) if weights is None else weights
+    return sum(w * F.softplus(-f).mean() for f, w in zip(fake, weights, strict=True)) / len(fake)
+
+
+def r1_penalty(real: Sequence[torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+    """``sum_heads E_b ||grad_x mean(D_h(x))||^2``: R1, the squared gradient of the real scores at the real
+    inputs ``(B, ...)`` (which must require grad and have produced ``real``); differentiable again (it trains
+    the discriminator). As GANs N' Roses' ``d_r1_loss``, each head is differentiated through its *mean* score,
+    so a head of ``n`` scores per sample weighs ``1 / (B n)^2`` of StyleGAN2's ``sum`` version; the caller
+    multiplies by ``gamma / 2`` (and the lazy interval)."""
+    total = inputs.new_zeros(())
+    for scores in real:
+        (grad,) = torch.autograd.grad(scores.mean(), inputs, create_graph=True)  # (B, ...)
+        total = total + grad.pow(2).flatten(1).sum(1).mean()
+    return total
+
+
 def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """SN-PatchGAN's discriminator loss ``E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]`` over every patch score."""
     return torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()

@@ -13,15 +13,13 @@ the hole by 1.5; ``I_comp = I_gen * M + I_gt * (1 - M)``. docs/gan.md discusses 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from lit_digest.core.lightning import LightningModule, modules_in_hparams
-from lit_digest.core.optim import Optim, lr_factor, make_optimizer, steps_per_epoch
+from lit_digest.core.optim import Optim
 from lit_digest.core.vgg import VGG16Features, load_vgg16_features
 from lit_digest.gan.losses import (
     generator_adversarial_loss,
@@ -34,6 +32,7 @@ from lit_digest.gan.losses import (
     style_loss,
     total_variation_loss,
 )
+from lit_digest.gan.optim import player_optimizers
 from lit_digest.gan.patchgan import SNPatchGAN
 from lit_digest.gan.scfegan.generator import SCFEGANGenerator, compose, scfegan_input
 
@@ -239,24 +238,6 @@ class SCFEGAN(LightningModule):
         return {"images": (completed.clamp(-1, 1) + 1) / 2}
 
     # -- optimisation ------------------------------------------------------------------------------------
-    def scheduled_batches(self) -> float:
-        """Batches the schedules span: the run's length in batches (each batch steps both optimisers, so
-        ``trainer.max_steps``, which counts optimiser steps, is twice the batches)."""
-        trainer = self.trainer
-        total = trainer.estimated_stepping_batches
-        if trainer.max_steps is not None and trainer.max_steps > 0:
-            per_epoch = trainer.num_training_batches
-            epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else math.inf
-            total = min(math.ceil(trainer.max_steps / 2), epochs * per_epoch)
-        return total
-
     def configure_optimizers(self) -> Any:
-        total = self.scheduled_batches()
-        epoch_steps = steps_per_epoch(self.trainer)
-        configs = []
-        for optim, module in ((self.optim_g, self.generator), (self.optim_d, self.discriminator)):
-            optimizer = make_optimizer(optim, [{"params": [p for p in module.parameters() if p.requires_grad]}])
-            peak = optimizer.param_groups[0]["lr"]
-            schedule = LambdaLR(optimizer, lambda step, o=optim, p=peak: lr_factor(step, o, p, total, epoch_steps))
-            configs.append({"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}})
-        return configs
+        return player_optimizers(self, [(self.optim_g, self.generator.parameters()),
+                                        (self.optim_d, self.discriminator.parameters())])
