@@ -4,8 +4,8 @@ network as stage 2, applied to each rendered view on its own.
 ``AdaIN(x, y) = std(y) (x - mean(x)) / std(x) + mean(y)`` per channel of the deepest features (section 5); a
 decoder trained to map those back to an image with ``L = L_c + 10 L_s`` (section 6 and the official
 ``train.py``: content = MSE to the AdaIN target, style = MSE of the means and of the standard deviations at
-every layer, ``style_weight 10``). The decoder mirrors the encoder (nearest upsampling, reflection padding, as
-the official ``net.decoder``).
+every layer, ``style_weight 10``). The decoder mirrors the encoder (nearest upsampling as the official ``net.decoder``;
+replicate padding instead of its reflection padding, which a 1-pixel map of a small patch cannot take).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torc
     """Features ``(B, C, H, W)`` re-normalised to the per-channel mean and std of ``style`` ``(B or 1, C, h, w)``."""
     c = content.flatten(2)
     s = style.flatten(2)
-    c_mean, c_std = c.mean(-1, keepdim=True), (c.var(-1, keepdim=True) + eps).sqrt()
-    s_mean, s_std = s.mean(-1, keepdim=True), (s.var(-1, keepdim=True) + eps).sqrt()
+    c_mean, s_mean = c.mean(-1, keepdim=True), s.mean(-1, keepdim=True)
+    c_std = (c.var(-1, keepdim=True, correction=int(c.shape[-1] > 1)) + eps).sqrt()
+    s_std = (s.var(-1, keepdim=True, correction=int(s.shape[-1] > 1)) + eps).sqrt()
     return ((c - c_mean) / c_std * s_std + s_mean).view_as(content)
 
 
@@ -41,9 +42,9 @@ class AdaINDecoder(nn.Module):
         c1, c2, c3, c4 = channels
         layers: list[nn.Module] = []
         for a, b in ((c4, c3), (c3, c2), (c2, c1)):
-            layers += [nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect"), nn.ReLU(), nn.Upsample(scale_factor=2),
-                       nn.Conv2d(b, b, 3, padding=1, padding_mode="reflect"), nn.ReLU()]
-        layers.append(nn.Conv2d(c1, 3, 3, padding=1, padding_mode="reflect"))
+            layers += [nn.Conv2d(a, b, 3, padding=1, padding_mode="replicate"), nn.ReLU(), nn.Upsample(scale_factor=2),
+                       nn.Conv2d(b, b, 3, padding=1, padding_mode="replicate"), nn.ReLU()]
+        layers.append(nn.Conv2d(c1, 3, 3, padding=1, padding_mode="replicate"))
         self.net = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -57,8 +58,8 @@ def adain_style_loss(output: list[torch.Tensor], style: list[torch.Tensor]) -> t
     loss = torch.zeros((), device=output[0].device)
     for o, s in zip(output, style):
         o, s = o.flatten(2), s.flatten(2).expand(o.shape[0], -1, -1)
-        loss = loss + F.mse_loss(o.mean(-1), s.mean(-1)) + F.mse_loss((o.var(-1) + 1e-5).sqrt(),
-                                                                      (s.var(-1) + 1e-5).sqrt())
+        std = [(x.var(-1, correction=int(x.shape[-1] > 1)) + 1e-5).sqrt() for x in (o, s)]
+        loss = loss + F.mse_loss(o.mean(-1), s.mean(-1)) + F.mse_loss(*std)
     return loss
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
+import sys
+import time
 
 import torch
 
 from lit_digest.core.console import script
-from lit_digest.core.lightning import Trainer, seed_everything
+from lit_digest.core.lightning import Callback, Trainer, seed_everything
 from lit_digest.core.measured import MeasuredRun
 from lit_digest.core.optim import Optim
 from lit_digest.nerf.adain import stylise, train_adain_decoder
@@ -42,17 +43,32 @@ __all__ = ["main", "run"]
 HELD_OUT_STYLES = ("coffee", "rocket", "flower")
 
 
-def _trainer(steps: int, folder: Path, name: str) -> Trainer:
-    from lit_digest.core.lightning import pl
+class _Progress(Callback):
+    """Keeps ``train/loss`` every ``every`` steps and prints it with the time so far."""
 
-    return Trainer(accelerator="cpu", devices=1, max_steps=steps, max_epochs=-1, limit_val_batches=0,
-                   logger=pl.loggers.CSVLogger(folder, name=name, version=""), log_every_n_steps=50,
-                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                   num_sanity_val_steps=0)
+    def __init__(self, name: str, every: int = 100) -> None:
+        self.name, self.every, self.losses, self.start = name, every, [], time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step % self.every == 0 or step == trainer.max_steps:
+            loss = float(trainer.callback_metrics["train/loss"])
+            self.losses.append((step, loss))
+            print(f"{self.name} step {step}: loss {loss:.4f} ({time.monotonic() - self.start:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def _fit(model, loader, steps: int, name: str) -> _Progress:
+    progress = _Progress(name)
+    Trainer(accelerator="cpu", devices=1, max_steps=steps, max_epochs=-1, limit_val_batches=0, logger=False,
+            callbacks=[progress], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0).fit(model, train_dataloaders=loader)
+    return progress
 
 
 def _field(s: dict) -> RadianceField:
-    return RadianceField(depth=s["depth"], width=s["width"], skips=(s["depth"] // 2,), color_widths=(s["width"] // 2,),
+    skips = (min(s["depth"] // 2, s["depth"] - 2),) if s["depth"] > 1 else ()  # NeRF: after layer 4 of 8
+    return RadianceField(depth=s["depth"], width=s["width"], skips=skips, color_widths=(s["width"] // 2,),
                          coarse_samples=s["coarse_samples"], fine_samples=s["fine_samples"],
                          background_samples=(s["coarse_samples"] // 2, s["fine_samples"] // 2))
 
@@ -69,6 +85,7 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
     torch.set_num_threads(s["threads"])
     seed_everything(s["seed"], verbose=False)
     folder = measured.folder
+    curves: dict[str, list[tuple[int, float]]] = {}
     data = ProceduralSceneDataModule(seed=s["seed"], num_train=s["train_views"], num_val=1, num_test=s["test_views"],
                                      image_size=s["image_size"], test_step_deg=s["test_step_deg"],
                                      rays_per_batch=s["rays"], batches_per_epoch=100)
@@ -78,10 +95,9 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
 
     # stage 1
     nerf = NeRF(_field(s), optim=Optim(name="adam", lr=5e-4, schedule="exponential", final_lr_ratio=0.1))
-    trainer = _trainer(s["nerf_steps"], folder, "nerf")
-    trainer.fit(nerf, train_dataloaders=data.train_dataloader())
+    curves["stage 1"] = _fit(nerf, data.train_dataloader(), s["nerf_steps"], "stage 1").losses
     checkpoint = folder / "nerf.ckpt"
-    trainer.save_checkpoint(checkpoint)
+    nerf.trainer.save_checkpoint(checkpoint)
     nerf.eval()
     rows, renders, depths = [], [], []
     with torch.no_grad():
@@ -115,7 +131,7 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
     style = StyleNeRF(_field(s), nerf_checkpoint=str(checkpoint), style_weight=s["style_weight"],
                       content_weight=s["content_weight"], rgb_weight=s["rgb_weight"],
                       style_start_step=s["style_start"])
-    _trainer(s["style_steps"], folder, "stylenerf").fit(style, train_dataloaders=data2.train_dataloader())
+    curves["stage 2"] = _fit(style, data2.train_dataloader(), s["style_steps"], "stage 2").losses
     style.eval()
 
     # the per-frame 2D baseline, with the same features
@@ -125,43 +141,59 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
                                   seed=s["seed"])
 
     gt_frames = [views.images[v].permute(2, 0, 1) for v in test]
-    results = {"ground truth": _consistency(gt_frames, views, test), "NeRF (stage 1)": _consistency(renders, views,
-                                                                                                    test)}
-    table, panels, change = [], [gt_frames, renders], 0.0
-    per_method: dict[str, list[list[float]]] = {"stylised NeRF (ours)": [], "per-frame AdaIN": []}
+    names = ["ground truth", "NeRF (stage 1)", "stylised NeRF (ours)", "per-frame AdaIN"]
+    scores: dict[str, list[list[float]]] = {name: [] for name in names}  # per style: warp, relative, style, content
+    panels, change = [gt_frames, renders], 0.0
     with torch.no_grad():
+        content_features = encoder(torch.stack(renders))
         for path in eval_styles:
             image = center_crop(fit_short_side(read_rgb(path), 2 * s["style_size"]), s["style_size"])
-            params = style.style_params(image)
+            params, style_features = style.style_params(image), encoder(image[None])
             ours = []
             for k, v in enumerate(test):
                 out = render_rays(style.field, view_batch(views, views.poses[v]), style.hparams.chunk, params)
                 ours.append(image_of(out["rgb"], views.size).clamp(0, 1))
                 change = max(change, float((image_of(out["depth"], views.size) - depths[k]).abs().max()))
             theirs = list(stylise(encoder, decoder, torch.stack(renders), image[None]))
-            for name, frames in (("stylised NeRF (ours)", ours), ("per-frame AdaIN", theirs)):
-                stack = torch.stack(frames)
-                features = encoder(stack)
-                per_method[name].append([_consistency(frames, views, test),
-                                         float(style_loss(features, encoder(image[None]))),
-                                         float(content_loss(features, encoder(torch.stack(renders))))])
+            for name, frames in zip(names, (gt_frames, renders, ours, theirs)):
+                warp = _consistency(frames, views, test)
+                features = encoder(torch.stack(frames))
+                scores[name].append([warp, warp / float(torch.stack(frames).var()),
+                                     float(style_loss(features, style_features)),
+                                     float(content_loss(features, content_features))])
             panels += [ours, theirs]
-    for name in ("ground truth", "NeRF (stage 1)"):
-        table.append([name, results[name], "-", "-"])
-    averaged = {name: [sum(r[k] for r in rows_) / len(rows_) for k in range(3)] for name, rows_ in per_method.items()}
-    for name, values in averaged.items():
-        table.append([name, *values])
-    measured.table(["test views in held-out styles", "warping error (adjacent views)", "style loss", "content loss"],
-                   table, title=f"Stage 2, {len(eval_styles)} held-out styles ({', '.join(HELD_OUT_STYLES)}), "
-                                f"{len(test)} views {s['test_step_deg']} degrees apart; depth change of the "
-                                f"stylised renderings: {change:.2e}")
+    averaged = {name: [sum(r[k] for r in rows_) / len(rows_) for k in range(4)] for name, rows_ in scores.items()}
+    measured.table(["test views", "warping error (adjacent views)", "warping error / image variance",
+                    "style loss", "content loss (to stage 1)"],
+                   [[name, *values] for name, values in averaged.items()],
+                   title=f"Stage 2: {len(test)} test views {s['test_step_deg']} degrees apart in {len(eval_styles)} "
+                         f"held-out styles ({', '.join(HELD_OUT_STYLES)}), averaged over the styles; depth change "
+                         f"of the stylised renderings: {change:.2e}")
     measured.figure(_figure(panels, [p.stem for p in eval_styles]), "views")
-    ours, theirs = averaged["stylised NeRF (ours)"], averaged["per-frame AdaIN"]
+    measured.figure(_curves(curves), "losses")
+    ours, theirs, plain = averaged["stylised NeRF (ours)"], averaged["per-frame AdaIN"], averaged["NeRF (stage 1)"]
     return {"stage1/psnr": mean[0], "nearest_view/psnr": mean[1], "stage1/depth_mae": mean[2],
-            "stage1/depth_absrel": mean[3], "stage2/depth_change": change, "warp/ground_truth": results["ground truth"],
-            "warp/stage1": results["NeRF (stage 1)"], "warp/stylised_nerf": ours[0], "warp/adain": theirs[0],
-            "style_loss/stylised_nerf": ours[1], "style_loss/adain": theirs[1],
-            "content_loss/stylised_nerf": ours[2], "content_loss/adain": theirs[2]}
+            "stage1/depth_absrel": mean[3], "stage2/depth_change": change,
+            "warp/ground_truth": averaged["ground truth"][0], "warp/stage1": plain[0], "warp/stylised_nerf": ours[0],
+            "warp/adain": theirs[0], "relative_warp/stylised_nerf": ours[1], "relative_warp/adain": theirs[1],
+            "style_loss/stage1": plain[2], "style_loss/stylised_nerf": ours[2], "style_loss/adain": theirs[2],
+            "content_loss/stylised_nerf": ours[3], "content_loss/adain": theirs[3]}
+
+
+def _curves(curves: dict[str, list[tuple[int, float]]]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3), squeeze=False)
+    for ax, (name, points) in zip(axes[0], curves.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points])
+        ax.set_title(f"{name}: training loss")
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
 
 
 def _figure(panels: list[list[torch.Tensor]], styles: list[str]):

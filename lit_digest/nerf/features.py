@@ -48,8 +48,8 @@ class StyleFeatureNet(nn.Module):
             raise ValueError(f"StyleFeatureNet has 4 blocks, got widths {list(widths)}")
         self.widths = self.channels = tuple(widths)
         ins = (3, *widths[:-1])
-        self.first = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1, padding_mode="reflect") for i, o in zip(ins, widths))
-        self.second = nn.ModuleList(nn.Conv2d(o, o, 3, padding=1, padding_mode="reflect") for o in widths[:-1])
+        self.first = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1, padding_mode="replicate") for i, o in zip(ins, widths))
+        self.second = nn.ModuleList(nn.Conv2d(o, o, 3, padding=1, padding_mode="replicate") for o in widths[:-1])
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = (images - 0.45) / 0.25

@@ -23,9 +23,10 @@ __all__ = ["HyperLinear", "StyleHyperNetwork", "feature_statistics"]
 
 def feature_statistics(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Per-channel mean and standard deviation of ``(B, C, H, W)`` -> ``(B, 2C)``, ``[mean, std]`` (AdaIN's
-    ``calc_mean_std``: unbiased variance + 1e-5, as the official ``RAIN.calc_feat_mean_std``)."""
+    ``calc_mean_std``: unbiased variance + 1e-5, as the official ``RAIN.calc_feat_mean_std``; a 1 x 1 map has
+    variance 0)."""
     flat = features.flatten(2)  # (B, C, HW)
-    return torch.cat([flat.mean(-1), (flat.var(-1) + eps).sqrt()], -1)
+    return torch.cat([flat.mean(-1), (flat.var(-1, correction=int(flat.shape[-1] > 1)) + eps).sqrt()], -1)
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:

@@ -37,14 +37,14 @@ def _trainer(tmp_path, steps: int, **kwargs) -> Trainer:
 
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory):
-    """A tiny NeRF fitted for 150 steps, its checkpoint and its data."""
+    """A tiny NeRF fitted for 80 steps, its checkpoint and its data."""
     folder = tmp_path_factory.mktemp("stage1")
     torch.manual_seed(0)
     data = _data()
     data.setup("fit")
-    nerf = NeRF(_field(), optim=Optim(name="adam", lr=5e-3, schedule="constant"))
+    nerf = NeRF(_field(), optim=Optim(name="adam", lr=1e-2, schedule="constant"))
     untrained = _val_psnr(nerf, data)
-    trainer = _trainer(folder, 150)
+    trainer = _trainer(folder, 80)
     trainer.fit(nerf, datamodule=data)
     trainer.save_checkpoint(folder / "nerf.ckpt")
     return nerf, folder / "nerf.ckpt", data, untrained
@@ -60,13 +60,16 @@ def _val_psnr(model, data) -> float:
 
 def test_stage1_fits_the_scene_better_than_the_untrained_field(stage1):
     nerf, _, data, untrained = stage1
-    assert _val_psnr(nerf, data) > untrained + 3
+    assert _val_psnr(nerf, data) > untrained + 2
 
 
 @pytest.mark.timeout(120)
 def test_stage2_trains_the_hypernetwork_only_keeps_the_geometry_and_lowers_the_style_loss(stage1, tmp_path):
     nerf, checkpoint, _, _ = stage1
-    data = _data(batches="patches", batches_per_epoch=40, eval_styles=1)
+    from lit_digest.nerf.images import bundled_photos
+
+    one_style = [str(p) for p in bundled_photos() if p.stem == "chelsea"]  # every step on the style evaluated
+    data = _data(batches="patches", batches_per_epoch=40, eval_styles=1, style_images=one_style)
     data.setup("fit")
     torch.manual_seed(0)
     model = StyleNeRF(_field(), nerf_checkpoint=str(checkpoint), style_start_step=0)
@@ -149,8 +152,11 @@ def test_a_stylenerf_checkpoint_loads_alone_and_renders_the_same(stage1, tmp_pat
     style = torch.rand(3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch, style)["rgb"], model(batch, style)["rgb"])
-    with pytest.raises(ValueError, match="not a StyleNeRF checkpoint"):
-        StyleNeRF.load_from_checkpoint(checkpoint)
+    with pytest.raises(ValueError, match="not a NeRF checkpoint"):  # stage 2's file given for stage 1
+        NeRF.load_from_checkpoint(tmp_path / "style.ckpt")
+    with pytest.raises(ValueError, match="not a NeRF checkpoint"):
+        _trainer(tmp_path, 1).fit(StyleNeRF(_field(), nerf_checkpoint=str(tmp_path / "style.ckpt")),
+                                  datamodule=_data(batches="patches"))
 
 
 def test_the_shipped_feature_network_and_the_vgg16_path(tmp_path):
