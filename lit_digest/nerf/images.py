@@ -95,7 +95,8 @@ def random_resized_crop(image: torch.Tensor, size: int, scale: tuple[float, floa
 
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    return np.ascontiguousarray((image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round()
+                                .astype(np.uint8))
 
 
 def write_png(path: str | os.PathLike, image: torch.Tensor) -> Path:

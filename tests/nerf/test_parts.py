@@ -121,3 +121,21 @@ def test_vgg16_relu_layers_are_torchvisions_first_relu_of_each_block():
         torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match="network order"):
         VGG16Features(("relu2_1", "relu1_1"))
+
+
+def test_animations_are_gifs_or_mp4s_and_mp4_without_ffmpeg_says_how_to_get_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    import imageio.v3 as iio
+
+    from lit_digest.nerf import images
+
+    frames = [torch.rand(3, 16, 16) for _ in range(4)]
+    assert iio.imread(images.write_gif(tmp_path / "a.gif", frames), index=None).shape == (4, 16, 16, 3)
+    if importlib.util.find_spec("imageio_ffmpeg") is not None:
+        import imageio.v2 as iio2
+
+        assert sum(1 for _ in iio2.get_reader(str(images.write_gif(tmp_path / "a.mp4", frames)))) == 4
+    monkeypatch.setattr(images.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match="pip install imageio-ffmpeg"):
+        images.write_gif(tmp_path / "b.mp4", frames)
