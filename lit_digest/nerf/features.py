@@ -106,7 +106,7 @@ def load_style_features(kind: FeatureKind = "trained", weights: str | os.PathLik
     return net.freeze()
 
 
-def train_feature_net(photos: Sequence[torch.Tensor], steps: int = 1500, batch: int = 32, crop: int = 48,
+def train_feature_net(photos: Sequence[torch.Tensor], steps: int = 800, batch: int = 32, crop: int = 32,
                       widths: Sequence[int] = (16, 32, 64, 128), lr: float = 2e-3, seed: int = 0,
                       log_every: int = 100) -> tuple[StyleFeatureNet, dict[str, float]]:
     """Train ``StyleFeatureNet`` to name the photo a random crop (a uniform 10-100 % of its area, flipped at
@@ -146,9 +146,9 @@ def train_feature_net(photos: Sequence[torch.Tensor], steps: int = 1500, batch: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lit_digest.nerf.features", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--crop", type=int, default=48, help="side of the training crops (px)")
+    parser.add_argument("--crop", type=int, default=32, help="side of the training crops (px)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(SHIPPED_WEIGHTS))
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"widths": list(net.widths), "state_dict": net.state_dict(), "photos": [p.name for p in paths],
-                "settings": vars(args), "accuracy": result["accuracy"]}, out)
+                "settings": {k: v for k, v in vars(args).items() if k != "out"}, "accuracy": result["accuracy"]}, out)
     print(f"feature net: {len(paths)} photos, accuracy {result['accuracy']:.3f} on fresh crops (chance "
           f"{result['chance']:.3f}), {result['seconds']:.0f} s; weights in {out}")
     return 0
