@@ -29,7 +29,7 @@ from lit_digest.core.lightning import Callback, Trainer, seed_everything
 from lit_digest.core.measured import MeasuredRun
 from lit_digest.core.optim import Optim
 from lit_digest.nerf.adain import stylise, train_adain_decoder
-from lit_digest.nerf.consistency import warping_error
+from lit_digest.nerf.consistency import correspondence_error, warping_error
 from lit_digest.nerf.data import view_batch
 from lit_digest.nerf.field import RadianceField
 from lit_digest.nerf.images import bundled_photos, center_crop, fit_short_side, read_rgb
@@ -73,12 +73,18 @@ def _field(s: dict) -> RadianceField:
                          background_samples=(s["coarse_samples"] // 2, s["fine_samples"] // 2))
 
 
-def _consistency(frames: list[torch.Tensor], views, test: list[int]) -> float:
-    """Mean warping error over the pairs of adjacent test views (frames ``(3, H, W)``)."""
-    errors = [warping_error(frames[k], frames[k + 1], views.depth[test[k]], views.depth[test[k + 1]],
-                            views.poses[test[k]], views.poses[test[k + 1]], views.focal)[0]
-              for k in range(len(test) - 1)]
-    return sum(errors) / len(errors)
+def _consistency(frames: list[torch.Tensor], views, test: list[int]) -> tuple[float, float]:
+    """Over the pairs of adjacent test views (frames ``(3, H, W)``): the mean warping error (bilinear) and the mean
+    squared difference at pixel-exact correspondences, weighted by their counts."""
+    warps, squared, pairs = [], 0.0, 0
+    for k in range(len(test) - 1):
+        a, b = test[k], test[k + 1]
+        geometry = (views.depth[a], views.depth[b], views.poses[a], views.poses[b], views.focal)
+        warps.append(warping_error(frames[k], frames[k + 1], *geometry)[0])
+        error, count = correspondence_error(frames[k], frames[k + 1], *geometry)
+        if count:
+            squared, pairs = squared + error * count, pairs + count
+    return sum(warps) / len(warps), squared / max(pairs, 1)
 
 
 def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
@@ -113,10 +119,11 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
             depths.append(depth)
     mean = [sum(r[k] for r in rows) / len(rows) for k in range(4)]
     true_depth = views.depth[test][torch.isfinite(views.depth[test])]
+    print(f"stage 1: {len(test)} held-out views at {s['image_size']} px, surface depth "
+          f"{float(true_depth.min()):.2f}-{float(true_depth.max()):.2f}", flush=True)
     measured.table(["held-out views", "PSNR (dB)", "depth MAE", "depth AbsRel"],
                    [["NeRF (stage 1)", mean[0], mean[2], mean[3]], ["nearest training view", mean[1], "-", "-"]],
-                   title=f"Stage 1 on {len(test)} held-out views ({s['image_size']} px; surface depth "
-                         f"{float(true_depth.min()):.2f}-{float(true_depth.max()):.2f})")
+                   title="Stage 1: held-out views")
 
     # stage 2: styles are the bundled photos; the held-out ones are never trained on
     photos = bundled_photos()
@@ -142,7 +149,7 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
 
     gt_frames = [views.images[v].permute(2, 0, 1) for v in test]
     names = ["ground truth", "NeRF (stage 1)", "stylised NeRF (ours)", "per-frame AdaIN"]
-    scores: dict[str, list[list[float]]] = {name: [] for name in names}  # per style: warp, relative, style, content
+    scores: dict[str, list[list[float]]] = {name: [] for name in names}  # per style: warp, same points, style, content
     panels, change = [gt_frames, renders], 0.0
     with torch.no_grad():
         content_features = encoder(torch.stack(renders))
@@ -156,26 +163,26 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
                 change = max(change, float((image_of(out["depth"], views.size) - depths[k]).abs().max()))
             theirs = list(stylise(encoder, decoder, torch.stack(renders), image[None]))
             for name, frames in zip(names, (gt_frames, renders, ours, theirs)):
-                warp = _consistency(frames, views, test)
+                warp, same = _consistency(frames, views, test)
                 features = encoder(torch.stack(frames))
-                scores[name].append([warp, warp / float(torch.stack(frames).var()),
-                                     float(style_loss(features, style_features)),
+                scores[name].append([warp, same, float(style_loss(features, style_features)),
                                      float(content_loss(features, content_features))])
             panels += [ours, theirs]
     averaged = {name: [sum(r[k] for r in rows_) / len(rows_) for k in range(4)] for name, rows_ in scores.items()}
-    measured.table(["test views", "warping error (adjacent views)", "warping error / image variance",
-                    "style loss", "content loss (to stage 1)"],
-                   [[name, *values] for name, values in averaged.items()],
-                   title=f"Stage 2: {len(test)} test views {s['test_step_deg']} degrees apart in {len(eval_styles)} "
-                         f"held-out styles ({', '.join(HELD_OUT_STYLES)}), averaged over the styles; depth change "
-                         f"of the stylised renderings: {change:.2e}")
+    print(f"stage 2: {len(test)} test views {s['test_step_deg']} degrees apart, {len(eval_styles)} held-out styles "
+          f"({', '.join(p.stem for p in eval_styles)}), averaged over the styles; largest depth change of a stylised "
+          f"rendering: {change:.2e}", flush=True)
+    measured.table(["test views", "warping error (bilinear)", "error at same points", "style loss",
+                    "content loss (to stage 1)"], [[name, *values] for name, values in averaged.items()],
+                   title="Stage 2: consistency across adjacent views")
     measured.figure(_figure(panels, [p.stem for p in eval_styles]), "views")
     measured.figure(_curves(curves), "losses")
     ours, theirs, plain = averaged["stylised NeRF (ours)"], averaged["per-frame AdaIN"], averaged["NeRF (stage 1)"]
     return {"stage1/psnr": mean[0], "nearest_view/psnr": mean[1], "stage1/depth_mae": mean[2],
             "stage1/depth_absrel": mean[3], "stage2/depth_change": change,
             "warp/ground_truth": averaged["ground truth"][0], "warp/stage1": plain[0], "warp/stylised_nerf": ours[0],
-            "warp/adain": theirs[0], "relative_warp/stylised_nerf": ours[1], "relative_warp/adain": theirs[1],
+            "warp/adain": theirs[0], "same_points/ground_truth": averaged["ground truth"][1],
+            "same_points/stage1": plain[1], "same_points/stylised_nerf": ours[1], "same_points/adain": theirs[1],
             "style_loss/stage1": plain[2], "style_loss/stylised_nerf": ours[2], "style_loss/adain": theirs[2],
             "content_loss/stylised_nerf": ours[3], "content_loss/adain": theirs[3]}
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lit_digest.core.download import MissingDataError
-from lit_digest.nerf.consistency import warping_error
+from lit_digest.nerf.consistency import correspondence_error, warping_error
 from lit_digest.nerf.data import view_batch
 from lit_digest.nerf.images import read_rgb
 from lit_digest.nerf.loaders import ProceduralSceneDataModule, load_blender, load_llff
@@ -95,6 +95,11 @@ def test_ground_truth_views_warp_onto_each_other_and_shuffled_views_do_not(scene
     wrong, _ = warping_error(image_i, image_j, views.depth[i] * 1.3, views.depth[j], views.poses[i],
                              views.poses[j], views.focal, rel_tol=1.0)
     assert error < 0.5 * unwarped and error < 0.5 * wrong
+    same, pairs = correspondence_error(image_i, image_j, views.depth[i], views.depth[j], views.poses[i],
+                                       views.poses[j], views.focal, max_offset=0.25)
+    swapped, _ = correspondence_error(image_i, image_j.flip(-1), views.depth[i], views.depth[j], views.poses[i],
+                                      views.poses[j], views.focal, max_offset=0.25)
+    assert pairs > 10 and same < 0.25 * swapped  # the same points have the same colour; a mirrored view does not
 
 
 def _png(path, size=(8, 8), channels=4):
