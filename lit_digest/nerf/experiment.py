@@ -148,7 +148,9 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
                                   seed=s["seed"])
 
     gt_frames = [views.images[v].permute(2, 0, 1) for v in test]
-    names = ["ground truth", "NeRF (stage 1)", "stylised NeRF (ours)", "per-frame AdaIN"]
+    names = ["ground truth", "NeRF (stage 1)", "stylised NeRF (ours)", "stylised NeRF, one view direction",
+             "per-frame AdaIN"]
+    middle = -views.poses[test[len(test) // 2]][:, 2]  # the middle test camera's viewing direction
     scores: dict[str, list[list[float]]] = {name: [] for name in names}  # per style: warp, same points, style, content
     panels, change = [gt_frames, renders], 0.0
     with torch.no_grad():
@@ -156,13 +158,16 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
         for path in eval_styles:
             image = center_crop(fit_short_side(read_rgb(path), 2 * s["style_size"]), s["style_size"])
             params, style_features = style.style_params(image), encoder(image[None])
-            ours = []
+            ours, fixed = [], []
             for k, v in enumerate(test):
-                out = render_rays(style.field, view_batch(views, views.poses[v]), style.hparams.chunk, params)
+                batch = view_batch(views, views.poses[v])
+                out = render_rays(style.field, batch, style.hparams.chunk, params)
                 ours.append(image_of(out["rgb"], views.size).clamp(0, 1))
                 change = max(change, float((image_of(out["depth"], views.size) - depths[k]).abs().max()))
+                out = render_rays(style.field, batch, style.hparams.chunk, params, viewdirs=middle)
+                fixed.append(image_of(out["rgb"], views.size).clamp(0, 1))
             theirs = list(stylise(encoder, decoder, torch.stack(renders), image[None]))
-            for name, frames in zip(names, (gt_frames, renders, ours, theirs)):
+            for name, frames in zip(names, (gt_frames, renders, ours, fixed, theirs)):
                 warp, same = _consistency(frames, views, test)
                 features = encoder(torch.stack(frames))
                 scores[name].append([warp, same, float(style_loss(features, style_features)),
@@ -178,11 +183,13 @@ def run(s: dict, measured: MeasuredRun) -> dict[str, float]:
     measured.figure(_figure(panels, [p.stem for p in eval_styles]), "views")
     measured.figure(_curves(curves), "losses")
     ours, theirs, plain = averaged["stylised NeRF (ours)"], averaged["per-frame AdaIN"], averaged["NeRF (stage 1)"]
+    fixed = averaged["stylised NeRF, one view direction"]
     return {"stage1/psnr": mean[0], "nearest_view/psnr": mean[1], "stage1/depth_mae": mean[2],
             "stage1/depth_absrel": mean[3], "stage2/depth_change": change,
             "warp/ground_truth": averaged["ground truth"][0], "warp/stage1": plain[0], "warp/stylised_nerf": ours[0],
             "warp/adain": theirs[0], "same_points/ground_truth": averaged["ground truth"][1],
             "same_points/stage1": plain[1], "same_points/stylised_nerf": ours[1], "same_points/adain": theirs[1],
+            "warp/stylised_one_direction": fixed[0], "same_points/stylised_one_direction": fixed[1],
             "style_loss/stage1": plain[2], "style_loss/stylised_nerf": ours[2], "style_loss/adain": theirs[2],
             "content_loss/stylised_nerf": ours[3], "content_loss/adain": theirs[3]}
 

@@ -160,14 +160,16 @@ class RadianceField(nn.Module):
 
     def render(self, rays_o: torch.Tensor, rays_d: torch.Tensor, near: torch.Tensor, far: torch.Tensor,
                perturb: bool = False, noise_std: float = 0.0, color_params: dict[str, LayerParams] | None = None,
-               coarse_color: bool = True) -> dict[str, torch.Tensor]:
+               coarse_color: bool = True, viewdirs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Render rays ``(R, 3)`` with bounds ``(R,)``. ``color_params``: ``{"fg": ..., "bg": ...}`` colour layers
-        from a hypernetwork for the fine networks; ``coarse_color=False`` skips the coarse colours (stage 2).
+        from a hypernetwork for the fine networks; ``coarse_color=False`` skips the coarse colours (stage 2);
+        ``viewdirs``: the direction ``(3,)`` or ``(R, 3)`` the colours are seen from (default: each ray's own), to
+        tell the view-dependent part of the colour from the rest.
 
         Returns ``rgb`` ``(R, 3)`` (fine), ``rgb_coarse``, ``depth`` and ``opacity`` ``(R,)`` of the foreground
         (fine: ``sum w_i t_i``, ``sum w_i``), and ``background_depth`` for unbounded scenes.
         """
-        viewdirs = F.normalize(rays_d, dim=-1)
+        viewdirs = F.normalize(rays_d if viewdirs is None else viewdirs.expand_as(rays_d), dim=-1)
         if self.unbounded:
             far = intersect_unit_sphere(rays_o, rays_d)
             near = torch.minimum(near, far - 1e-4)

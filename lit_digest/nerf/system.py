@@ -15,13 +15,15 @@ from lit_digest.nerf.losses import depth_errors, psnr
 __all__ = ["NeRF", "render_rays", "image_of"]
 
 
-def render_rays(field: RadianceField, batch: dict, chunk: int, color_params: dict[str, LayerParams] | None = None
-                ) -> dict[str, torch.Tensor]:
-    """Deterministic rendering of every ray of ``batch`` in chunks of ``chunk`` rays (bmild/nerf ``batchify_rays``)."""
+def render_rays(field: RadianceField, batch: dict, chunk: int, color_params: dict[str, LayerParams] | None = None,
+                viewdirs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Deterministic rendering of every ray of ``batch`` in chunks of ``chunk`` rays (bmild/nerf ``batchify_rays``);
+    ``viewdirs``: one direction ``(3,)`` for the colours of every ray (``RadianceField.render``)."""
     keys = ("rays_o", "rays_d", "near", "far")
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, batch["rays_o"].shape[0], chunk):
-        out = field.render(*(batch[k][start:start + chunk] for k in keys), color_params=color_params)
+        out = field.render(*(batch[k][start:start + chunk] for k in keys), color_params=color_params,
+                           viewdirs=viewdirs)
         for key, value in out.items():
             parts.setdefault(key, []).append(value)
     return {key: torch.cat(values) for key, values in parts.items()}
