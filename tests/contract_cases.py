@@ -217,3 +217,20 @@ def _ganroses():
 
 
 CASES["GANsNRoses"] = _ganroses
+
+
+def _nerf():
+    from lit_digest.nerf import NeRF, ProceduralSceneDataModule
+
+    return NeRF(), ProceduralSceneDataModule()
+
+
+def _style_nerf():
+    from lit_digest.nerf import ProceduralSceneDataModule, StyleNeRF
+
+    # stage 2 trains on patches of rays with a style image, the DataModule's other kind of batch
+    return StyleNeRF(), ProceduralSceneDataModule(batches="patches")
+
+
+CASES["NeRF"] = _nerf
+CASES["StyleNeRF"] = _style_nerf

@@ -27,6 +27,7 @@ import lit_digest.depth.estimator  # lit_digest.depth loads its names lazily: it
 import lit_digest.gan
 import lit_digest.lr_control
 import lit_digest.muse
+import lit_digest.nerf
 import lit_digest.ssl
 import lit_digest.ssl.aet
 import lit_digest.ssl.genrep

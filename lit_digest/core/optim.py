@@ -102,8 +102,10 @@ class Optim:
         scale_lr_by_batch: ``lr x global batch / 256``, the linear scaling rule (Goyal et al.
             1706.02677; BYOL 2006.07733 appendix C; SimCLR 2002.05709 appendix B.1).
         schedule: ``"warmup_cosine"`` (linear warmup, then cosine decay to ``final_lr_ratio x lr``
-            at the last step), ``"step"`` (``x gamma`` at each milestone epoch, after the warmup)
-            or ``"constant"`` (after the warmup). Evaluated at every optimisation step.
+            at the last step), ``"exponential"`` (after the warmup, ``lr x final_lr_ratio ** progress``:
+            an exponential decay to ``final_lr_ratio x lr`` at the last step, NeRF's schedule),
+            ``"step"`` (``x gamma`` at each milestone epoch, after the warmup) or ``"constant"`` (after the
+            warmup). Evaluated at every optimisation step.
         warmup_epochs, warmup_steps: warmup length in epochs of the real data or in steps (set one).
         warmup_start_lr: learning rate at the first warmup step (solo-learn: 3e-5).
         final_lr_ratio: the cosine's end as a fraction of the peak (0 for BYOL/SimCLR; GPT-J 0.1).
@@ -122,7 +124,7 @@ class Optim:
     lars_eta: float = 0.02
     lars_clip_lr: bool = True
     scale_lr_by_batch: bool = False
-    schedule: Literal["warmup_cosine", "step", "constant"] = "warmup_cosine"
+    schedule: Literal["warmup_cosine", "exponential", "step", "constant"] = "warmup_cosine"
     warmup_epochs: float = 0.0
     warmup_steps: int = 0
     warmup_start_lr: float = 0.0
@@ -133,8 +135,9 @@ class Optim:
     def __post_init__(self) -> None:
         if self.name not in ("lars", "sgd", "adamw", "adam"):
             raise ValueError(f"optim.name must be 'lars', 'sgd', 'adamw' or 'adam', got {self.name!r}")
-        if self.schedule not in ("warmup_cosine", "step", "constant"):
-            raise ValueError(f"optim.schedule must be 'warmup_cosine', 'step' or 'constant', got {self.schedule!r}")
+        if self.schedule not in ("warmup_cosine", "exponential", "step", "constant"):
+            raise ValueError("optim.schedule must be 'warmup_cosine', 'exponential', 'step' or 'constant', got "
+                             f"{self.schedule!r}")
         if self.lr < 0 or self.weight_decay < 0:
             raise ValueError(f"optim.lr and optim.weight_decay must be >= 0, got {self.lr}, {self.weight_decay}")
         if self.warmup_epochs and self.warmup_steps:
@@ -143,6 +146,9 @@ class Optim:
             raise ValueError("optim.warmup_epochs and optim.warmup_steps must be >= 0")
         if not 0.0 <= self.final_lr_ratio <= 1.0:
             raise ValueError(f"optim.final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
+        if self.schedule == "exponential" and self.final_lr_ratio == 0:
+            raise ValueError("optim.schedule 'exponential' decays to final_lr_ratio x lr: set final_lr_ratio > 0 "
+                             "(NeRF: 0.1)")
 
 
 # Checkpoints keep a method's Optim in their hyperparameters: let torch.load(weights_only=True) read it.
@@ -219,7 +225,8 @@ def lr_factor(step: int, optim: Optim, base_lr: float, total_steps: float, epoch
     if step < warmup:
         start = min(optim.warmup_start_lr, base_lr) / base_lr
         return start + (1.0 - start) * step / warmup
-    if optim.schedule == "constant" or (optim.schedule == "warmup_cosine" and math.isinf(total_steps)):
+    if optim.schedule == "constant" or (optim.schedule in ("warmup_cosine", "exponential")
+                                        and math.isinf(total_steps)):
         return 1.0
     if optim.schedule == "step":
         if epoch_steps is None:
@@ -228,6 +235,8 @@ def lr_factor(step: int, optim: Optim, base_lr: float, total_steps: float, epoch
         return optim.gamma ** sum(epoch >= m for m in optim.milestones)
     progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
     floor = optim.final_lr_ratio
+    if optim.schedule == "exponential":
+        return floor**progress
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -253,9 +262,10 @@ def configure_optim(module: Any, groups: list[dict], optim: Optim) -> dict[str, 
     trainer = module.trainer
     total = trainer.estimated_stepping_batches  # also loads the training data: its length is known after
     epoch_steps = steps_per_epoch(trainer)
-    if math.isinf(total) and optim.schedule == "warmup_cosine":
-        warnings.warn("Training is bounded by time only, so the cosine schedule has no last step: the learning rate "
-                      "stays at its peak after the warmup. Set trainer.max_steps or max_epochs for the decay.",
+    if math.isinf(total) and optim.schedule in ("warmup_cosine", "exponential"):
+        warnings.warn(f"Training is bounded by time only, so the {optim.schedule} schedule has no last step: the "
+                      "learning rate stays at its peak after the warmup. Set trainer.max_steps or max_epochs for the "
+                      "decay.",
                       stacklevel=2)
     factor = scaled_lr(1.0, global_batch_size(trainer)) if optim.scale_lr_by_batch else 1.0
     groups = [{**g, "lr": g.get("lr", optim.lr) * factor} for g in groups]

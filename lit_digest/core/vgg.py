@@ -24,11 +24,15 @@ __all__ = ["VGG16_URL", "VGG16Features", "default_vgg16_path", "load_vgg16_featu
 
 VGG16_URL = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url  # https://download.pytorch.org/models/vgg16-397923af.pth
 POOL_LAYERS = {"pool1": 4, "pool2": 9, "pool3": 16, "pool4": 23, "pool5": 30}  # indices in vgg16().features
+# the first ReLU of each block: the layers of AdaIN-style content and style losses (arXiv 1703.06868 section 6)
+RELU_LAYERS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 18, "relu5_1": 25}
+LAYERS = {**POOL_LAYERS, **RELU_LAYERS}
 
 
 class VGG16Features(nn.Module):
     """VGG-16's ``features`` up to the deepest requested layer, frozen, in eval mode:
-    images in [-1, 1] ``(B, 3, H, W)`` -> the list of requested feature maps.
+    images in [-1, 1] ``(B, 3, H, W)`` -> the list of requested feature maps (pooling outputs ``pool1`` ...
+    or the first ReLU of a block, ``relu1_1`` ..., in network order).
 
     Inputs are mapped to [0, 1] and normalised with ImageNet's mean and std, as torchvision's weights expect.
     Build it with ``load_vgg16_features`` to get the ImageNet weights.
@@ -37,10 +41,12 @@ class VGG16Features(nn.Module):
     def __init__(self, layers: Sequence[str] = ("pool1", "pool2", "pool3"),
                  state_dict: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()
-        unknown = [name for name in layers if name not in POOL_LAYERS]
+        unknown = [name for name in layers if name not in LAYERS]
         if unknown or not layers:
-            raise ValueError(f"VGG16Features layers must be among {list(POOL_LAYERS)}, got {list(layers)}")
-        self.indices = [POOL_LAYERS[name] for name in layers]
+            raise ValueError(f"VGG16Features layers must be among {list(LAYERS)}, got {list(layers)}")
+        self.indices = [LAYERS[name] for name in layers]
+        if self.indices != sorted(set(self.indices)):
+            raise ValueError(f"VGG16Features layers must be distinct and in network order, got {list(layers)}")
         # torchvision's vgg16().features, without building the 102M-parameter classifier
         features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"], batch_norm=False)
         self.features = features[: max(self.indices) + 1]

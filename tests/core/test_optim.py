@@ -114,3 +114,15 @@ def test_settings_dataclasses_in_hparams_pass_lightnings_yaml_writer(tmp_path):
     assert apply_to_collection(hparams, dict, lambda x: x) == hparams
     submodule("core.saving").save_hparams_to_yaml(tmp_path / "hparams.yaml", hparams)
     assert "adamw" in (tmp_path / "hparams.yaml").read_text()
+
+
+def test_the_exponential_schedule_decays_geometrically_to_the_final_ratio():
+    """NeRF (arXiv 2003.08934 section 5.3): the rate "decays exponentially" from lr to 0.1 lr over the run."""
+    optim = Optim(name="adam", lr=5e-4, schedule="exponential", final_lr_ratio=0.1, warmup_steps=10)
+    total = 1010
+    factors = [lr_factor(s, optim, 5e-4, total, None) for s in (10, 510, 1010, 2000)]
+    assert factors == pytest.approx([1.0, 0.1**0.5, 0.1, 0.1])
+    assert lr_factor(5, optim, 5e-4, total, None) == pytest.approx(0.5)  # the warmup comes first
+    assert lr_factor(500, optim, 5e-4, math.inf, None) == 1.0  # no last step: no decay
+    with pytest.raises(ValueError, match="final_lr_ratio > 0"):
+        Optim(schedule="exponential", final_lr_ratio=0.0)
