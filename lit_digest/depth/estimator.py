@@ -14,7 +14,7 @@ from lit_digest.core.lightning import LightningModule, modules_in_hparams
 from lit_digest.core.optim import Optim, configure_optim
 from lit_digest.depth.boost.pipeline import estimate, resize
 from lit_digest.depth.losses import gradient_matching_loss, ssi_trimmed_mae
-from lit_digest.depth.metrics import depth_metrics
+from lit_digest.depth.metrics import depth_metrics, sample_means
 from lit_digest.depth.nets import SmallDepthNet
 
 __all__ = ["DepthEstimation", "random_square_crops"]
@@ -72,6 +72,8 @@ class DepthEstimation(LightningModule):
             self.save_hyperparameters()
         self.optim = optim
         self.net = SmallDepthNet() if net is None else net
+        names = [f"{k}@{size}" for size in eval_sizes for k in ("rmse", "absrel", "f1")]
+        self.metrics = nn.ModuleDict({stage: sample_means(names, f"{stage}/") for stage in ("val", "test")})
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Relative depth (B, 1, H, W) of images (B, 3, H, W) in [0, 1], at their own resolution."""
@@ -96,11 +98,13 @@ class DepthEstimation(LightningModule):
 
     def _evaluate(self, batch, prefix: str) -> None:
         image, depth = batch
+        means = self.metrics[prefix]
         for size in self.hparams.eval_sizes:
             pred = estimate(self.net, image, size, self.hparams.multiple_of)
             metrics = depth_metrics(pred, depth)
-            self.log_dict({f"{prefix}/{k}@{size}": metrics[k].mean() for k in ("rmse", "absrel", "f1")},
-                          batch_size=image.shape[0])
+            for k in ("rmse", "absrel", "f1"):
+                means[f"{k}@{size}"].update(metrics[k])
+        self.log_dict(means)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")

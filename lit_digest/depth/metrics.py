@@ -7,18 +7,27 @@ measure the global structure; **depth-edge F1** measures the boundaries: an edge
 depth differs from a 4-neighbour's by more than ``threshold`` (relative, ``|log d_i - log d_j| >
 log(1 + threshold)``); predicted and true edges match within ``tolerance`` pixels (precision: predicted
 edges near a true one; recall: true edges near a predicted one), as boundary benchmarks do.
+
+torchmetrics: the per-image numbers stay here because torchmetrics' regression metrics pool the pixels of a
+whole batch, with no per-image reduction, mask or alignment; on one image's valid pixels ``rmse`` equals
+``torchmetrics.functional.mean_squared_error(squared=False)`` and ``absrel`` its
+``mean_absolute_percentage_error`` (the tests check both). Edge F1 matches edges within ``tolerance`` pixels,
+which torchmetrics' binary F1 does not; at ``tolerance=0`` the two agree (tested). The means over images of an
+epoch, and over processes, go through torchmetrics (``sample_means``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
+from torchmetrics import MeanMetric, MetricCollection
 
 from lit_digest.depth.losses import align_scale_shift
 
-__all__ = ["depth_edges", "edge_f1", "depth_metrics"]
+__all__ = ["depth_edges", "edge_f1", "depth_metrics", "sample_means"]
 
 
 def depth_edges(depth: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
@@ -67,3 +76,10 @@ def depth_metrics(pred: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor | 
     out.update(edge_f1(depth_edges(aligned, edge_threshold) & inside, depth_edges(safe, edge_threshold) & inside,
                        tolerance))
     return out
+
+
+def sample_means(names: Iterable[str], prefix: str) -> MetricCollection:
+    """A torchmetrics ``MeanMetric`` per name, logged as ``prefix + name``: update each with per-sample values
+    ``(B,)`` (``collection[name].update(values)``) and log the collection (``self.log_dict(collection)``); Lightning
+    then takes the mean over every sample of the epoch, summed and counted across processes under DDP."""
+    return MetricCollection({name: MeanMetric() for name in names}, prefix=prefix, compute_groups=False)

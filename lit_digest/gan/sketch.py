@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from lit_digest.core.download import missing_data_error
 
-__all__ = ["luminance", "canny_edges", "HED", "load_hed", "HED_URL"]
+__all__ = ["luminance", "canny_magnitude", "canny_edges", "HED", "load_hed", "HED_URL"]
 
 HED_URL = "http://content.sniklaus.com/github/pytorch-hed/network-bsds500.pytorch"
 
@@ -48,17 +48,14 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def canny_edges(images: torch.Tensor, sigma: float = 1.0, low_quantile: float = 0.6,
-                high_quantile: float = 0.85) -> torch.Tensor:
-    """Canny edges of ``(B, C, H, W)`` images in [0, 1] (or [-1, 1]; only gradients matter): ``(B, 1, H, W)``
-    in {0, 1}.
+def canny_magnitude(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Canny's first three steps on ``(B, C, H, W)`` images: Gaussian blur (``sigma``, radius ``3 sigma``,
+    replicated border), Sobel gradients, and non-maximum suppression across the edge in 4 direction bins (a
+    pixel stays when no neighbour along its gradient is larger). Returns the gradient magnitude on the kept
+    pixels, 0 elsewhere: ``(B, 1, H, W)``.
 
-    The high and low thresholds are the ``high_quantile`` and ``low_quantile`` of the gradient magnitude
-    over the pixels that survive non-maximum suppression, per image; a weak pixel (above the low threshold)
-    is kept when it connects to a strong one (above the high threshold) through weak pixels.
-    """
-    if not 0.0 <= low_quantile <= high_quantile < 1.0:
-        raise ValueError(f"canny needs 0 <= low_quantile <= high_quantile < 1, got {low_quantile}, {high_quantile}")
+    kornia's ``filters.canny(..., hysteresis=False)`` computes the same map up to its reflected border and
+    OpenCV's tie rule (benchmarks/kornia_ops.py, docs/libraries.md); this one stays, being as fast on the CPU."""
     x = luminance(images.float())
     if sigma > 0:
         k = _gaussian_kernel(sigma, x.device, x.dtype)
@@ -78,7 +75,22 @@ def canny_edges(images: torch.Tensor, sigma: float = 1.0, low_quantile: float = 
     for d, (dy, dx) in enumerate([(0, 1), (1, 1), (1, 0), (1, -1)]):
         is_max = (magnitude >= _shift(magnitude, dy, dx)) & (magnitude >= _shift(magnitude, -dy, -dx))
         keep |= (direction == d) & is_max
-    thin = magnitude * keep * (magnitude > 1e-6)
+    return magnitude * keep * (magnitude > 1e-6)
+
+
+@torch.no_grad()
+def canny_edges(images: torch.Tensor, sigma: float = 1.0, low_quantile: float = 0.6,
+                high_quantile: float = 0.85) -> torch.Tensor:
+    """Canny edges of ``(B, C, H, W)`` images in [0, 1] (or [-1, 1]; only gradients matter): ``(B, 1, H, W)``
+    in {0, 1}.
+
+    The high and low thresholds are the ``high_quantile`` and ``low_quantile`` of the gradient magnitude
+    over the pixels that survive non-maximum suppression (``canny_magnitude``), per image; a weak pixel (above
+    the low threshold) is kept when it connects to a strong one (above the high threshold) through weak pixels.
+    """
+    if not 0.0 <= low_quantile <= high_quantile < 1.0:
+        raise ValueError(f"canny needs 0 <= low_quantile <= high_quantile < 1, got {low_quantile}, {high_quantile}")
+    thin = canny_magnitude(images, sigma)
 
     edges = torch.zeros_like(thin)
     for b in range(thin.shape[0]):

@@ -224,18 +224,38 @@ class ViewAugment(nn.Module):
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     def color_jitter(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        colour = x.shape[1] == 3
-        order = params["jitter_order"]  # (B, 4): op index at each position
+        """Brightness, contrast, saturation and hue in each sample's own order (``jitter_order``), as
+        torchvision's ``ColorJitter`` on each image. Only the samples with a factor off its identity are touched,
+        and each op runs once per sample: at each position the samples are grouped by the op they take there."""
+        factors = {k: params[k] for k in ("brightness", "contrast", "saturation", "hue")}
+        active = ((factors["brightness"] != 1) | (factors["contrast"] != 1) | (factors["saturation"] != 1)
+                  | (factors["hue"] != 0)).nonzero().squeeze(1)
+        if active.numel() == 0:
+            return x
+        y, order = x[active], params["jitter_order"][active]  # (A, C, H, W), (A, 4)
+        factors = {k: v[active] for k, v in factors.items()}
         for position in range(4):
-            op = order[:, position].view(-1, 1, 1, 1)
-            out = torch.where(op == 0, _blend(x, torch.zeros_like(x), params["brightness"]), x)
+            op = order[:, position]
+            groups = op.argsort(stable=True).split(torch.bincount(op, minlength=4).tolist())
+            out = torch.empty_like(y)
+            for index, rows in enumerate(groups):
+                if rows.numel():
+                    out[rows] = self._colour_op(index, y[rows], {k: v[rows] for k, v in factors.items()})
+            y = out
+        return x.index_copy(0, active, y)
+
+    @staticmethod
+    def _colour_op(op: int, x: torch.Tensor, factors: dict[str, torch.Tensor]) -> torch.Tensor:
+        if op == 0:  # a blend with black
+            return (x * factors["brightness"].view(-1, 1, 1, 1)).clamp_(0, 1)
+        if op == 1:
             mean = _grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-            out = torch.where(op == 1, _blend(x, mean.expand_as(x), params["contrast"]), out)
-            if colour:
-                out = torch.where(op == 2, _blend(x, _grayscale(x).expand_as(x), params["saturation"]), out)
-                out = torch.where(op == 3, _adjust_hue(x, params["hue"]), out)
-            x = out
-        return x
+            return _blend(x, mean.expand_as(x), factors["contrast"])
+        if x.shape[1] != 3:  # saturation and hue leave grey images as they are
+            return x
+        if op == 2:
+            return _blend(x, _grayscale(x).expand_as(x), factors["saturation"])
+        return _adjust_hue(x, factors["hue"])
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """The view of float images ``x`` (B, C, H, W) in [0, 1] under ``params``."""
@@ -245,8 +265,10 @@ class ViewAugment(nn.Module):
         if self.grayscale_p > 0:
             x = torch.where(params["grayscale"].view(-1, 1, 1, 1), _grayscale(x).expand_as(x), x)
         if self.blur_p > 0:
-            x = torch.where(params["blur"].view(-1, 1, 1, 1),
-                            _gaussian_blur(x, params["blur_sigma"], self.blur_kernel), x)
+            blurred = params["blur"].nonzero().squeeze(1)  # blur only these samples: the costly op
+            if blurred.numel():
+                x = x.index_copy(0, blurred, _gaussian_blur(x[blurred], params["blur_sigma"][blurred],
+                                                            self.blur_kernel))
         if self.solarize_p > 0:
             x = torch.where(params["solarize"].view(-1, 1, 1, 1) & (x >= 0.5), 1.0 - x, x)
         return x

@@ -1,6 +1,8 @@
 """Text: causal language models and their data.
 
 - ``gptj/``: GPT-J (``GPTJ``, ``GPTJConfig``, ``CausalLM``, Hugging Face weights, sampling, few-shot scoring);
+- ``harness``: ``LitDigestLM``, the model ``lit_digest`` of EleutherAI's lm-evaluation-harness, and ``lm_eval``,
+  its command (``python -m lit_digest.text.lm_eval``); they need the ``eval`` extra and are imported on demand;
 - ``data``: byte-level or Hugging Face tokenizers, packed sequences, ``TextDataModule`` (text files) and
   ``CorpusDataModule`` (the shipped Jargon File excerpt, or Debian's fortunes).
 

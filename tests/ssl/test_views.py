@@ -129,3 +129,22 @@ def test_grey_images_and_n_views():
 def test_bad_probability_is_rejected_with_its_name():
     with pytest.raises(ValueError, match="solarize_p"):
         ViewAugment(solarize_p=1.5)
+
+
+def test_colour_jitter_applies_each_samples_four_ops_in_its_own_order():
+    aug = ViewAugment(crop_size=32, jitter_p=0.7)
+    x = images(24)
+    p = aug.sample_params(24, 32, 32, generator=torch.Generator().manual_seed(3))
+    out = aug.color_jitter(x, p)
+    ops = [lambda img, i: TF.adjust_brightness(img, float(p["brightness"][i])),
+           lambda img, i: TF.adjust_contrast(img, float(p["contrast"][i])),
+           lambda img, i: TF.adjust_saturation(img, float(p["saturation"][i])),
+           lambda img, i: TF.adjust_hue(img, float(p["hue"][i]))]
+    untouched = 0
+    for i in range(24):  # torchvision's ColorJitter on one image: its own permutation of the four ops
+        expected = x[i]
+        for op in p["jitter_order"][i].tolist():
+            expected = ops[op](expected, i)
+        torch.testing.assert_close(out[i], expected, atol=2e-5, rtol=0)
+        untouched += bool(p["brightness"][i] == 1 and p["hue"][i] == 0)
+    assert 0 < untouched < 24 and len({tuple(o) for o in p["jitter_order"].tolist()}) > 4

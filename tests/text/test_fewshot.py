@@ -1,5 +1,6 @@
-"""The few-shot harness: scores equal a naive per-token loop, batching changes nothing, a model that knows the
-answers gets them, prompts hold k other examples, bad task files name their line, the command runs end to end."""
+"""The few-shot front (now scored by the lm-evaluation-harness adapter): scores equal a naive per-token loop,
+batching changes nothing, a model that knows the answers gets them, prompts hold k other examples, bad task files
+name their line. The command is ``python -m lit_digest.text.lm_eval`` (tests/text/test_lm_eval.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import torch
 from torch import nn
 
 from lit_digest.text.data import ByteTokenizer
-from lit_digest.text.gptj import GPTJ, GPTJConfig, save_hf
-from lit_digest.text.gptj.fewshot import Example, build_prompt, evaluate, main, read_tasks, score_continuations
+from lit_digest.text.gptj import GPTJ, GPTJConfig
+from lit_digest.text.gptj.fewshot import Example, build_prompt, evaluate, read_tasks, score_continuations
+
+pytest.importorskip("lm_eval")
 
 encode = ByteTokenizer().encode
 
@@ -89,14 +92,3 @@ def test_bad_task_lines_name_their_line(tmp_path):
         read_tasks(path)
     with pytest.raises(FileNotFoundError, match="Task file not found"):
         read_tasks(tmp_path / "missing.jsonl")
-
-
-def test_command_scores_a_hugging_face_folder(tmp_path, capsys):
-    model = GPTJ(GPTJConfig.preset("tiny"))
-    folder = save_hf(model, tmp_path / "tiny")
-    tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps({"context": f"Q{i}", "choices": [" a", " b"], "answer": i % 2}) + "\n"
-                             for i in range(4)))
-    result = main(["--hf", str(folder), "--tasks", str(tasks), "--k", "2", "--device", "cpu"])
-    assert set(result) == {"examples", "acc", "acc_norm"} and result["examples"] == 4
-    assert "| tasks.jsonl | 2 | 4 |" in capsys.readouterr().out

@@ -19,7 +19,7 @@ from lit_digest.depth.boost.guided import merge_training_pair, normalize01, offi
 from lit_digest.depth.boost.losses import discriminator_loss, generator_loss
 from lit_digest.depth.boost.nets import MergeUNet, PatchDiscriminator
 from lit_digest.depth.boost.pipeline import BoostSettings, boost, estimate, merge_estimates, resize, resolution_search
-from lit_digest.depth.metrics import depth_metrics
+from lit_digest.depth.metrics import depth_metrics, sample_means
 from lit_digest.depth.nets import SmallDepthNet
 
 __all__ = ["DepthMerge", "estimator_receptive_field", "linear_decay"]
@@ -129,6 +129,9 @@ class DepthMerge(LightningModule):
         self.settings = BoostSettings(rf, merge_size, context_threshold, max_size, max_upscale,
                                       multiple_of=multiple_of)
         self._estimator_loaded = estimator_checkpoint is None
+        names = [f"{k}_{name}" for name in ("low", "high", "merged", "boosted") for k in ("rmse", "absrel", "f1")]
+        self.metrics = nn.ModuleDict({stage: sample_means([*names, "resolution"], f"{stage}/")
+                                      for stage in ("val", "test")})
 
     def setup(self, stage: str) -> None:
         path = self.hparams.estimator_checkpoint
@@ -218,6 +221,7 @@ class DepthMerge(LightningModule):
     def _evaluate(self, batch, prefix: str, with_boost: bool) -> dict:
         image, depth = batch
         panels = {}
+        means = self.metrics[prefix]
         for b in range(image.shape[0]):
             out = self.estimates(image[b: b + 1], with_boost)
             target = self._depth_space(depth[b: b + 1])
@@ -225,11 +229,13 @@ class DepthMerge(LightningModule):
             for name in ("low", "high", "merged", "boosted"):
                 if name in out:
                     metrics = depth_metrics(out[name], target, mask=valid)
-                    self.log_dict({f"{prefix}/{k}_{name}": v.mean() for k, v in metrics.items()
-                                   if k in ("rmse", "absrel", "f1")}, batch_size=1)
-            self.log(f"{prefix}/resolution", float(out["resolution"]), batch_size=1)
+                    for k in ("rmse", "absrel", "f1"):
+                        means[f"{k}_{name}"].update(metrics[k])
+            means["resolution"].update(float(out["resolution"]))
             if b == 0:
                 panels = {"image": image[:1], "depth": target, **{k: v for k, v in out.items() if k != "resolution"}}
+        # only what was updated: "boosted" exists in the test with patches_in_test alone
+        self.log_dict({key: metric for key, metric in means.items() if metric.update_count})
         return {"panels": panels}
 
     def validation_step(self, batch, batch_idx: int) -> dict:

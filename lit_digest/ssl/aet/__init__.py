@@ -2,7 +2,7 @@
 1901.04596; official code github.com/maple-research-lab/AET).
 
 - ``transforms``: ``AffineTransformation``, ``ProjectiveTransformation`` (samplers with the official ranges and
-  target encodings), ``warp`` (batched per-sample grid sampling), ``homography_from_points``;
+  target encodings), ``warp`` (batched per-sample warps, kornia's ``warp_perspective``), ``homography_from_points``;
 - ``views``: ``PadCropViews``, the official random crop of the 4-padded image and flip;
 - ``nin``: ``NetworkInNetwork``, the encoder of the official CIFAR code;
 - ``aet`` / ``aed``: the ``AET`` and ``AED`` systems;

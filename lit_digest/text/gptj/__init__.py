@@ -5,7 +5,8 @@
 - ``hf``: weights to and from a Hugging Face GPT-J state dict or folder;
 - ``module``: ``CausalLM``, the LightningModule (AdamW + warmup + cosine to 10%, z-loss, bits per byte, samples);
 - ``memory``: the per-device memory estimate printed at the start of training;
-- ``fewshot``: k-shot multiple-choice / completion scoring from JSONL (``python -m lit_digest.text.gptj.fewshot``);
+- ``fewshot``: k-shot multiple-choice / completion scoring of our JSONL format from Python, a thin front of the
+  lm-evaluation-harness adapter (``lit_digest.text.harness``; the command is ``python -m lit_digest.text.lm_eval``);
 - ``compare``: the docs' measurement (``python -m lit_digest.text.gptj.compare``).
 """
 

@@ -1,24 +1,23 @@
-"""Few-shot evaluation by log-likelihood: k solved examples, then the question, scored the way GPT-3 (arXiv
-2005.14165, Sec. 2.4) and EleutherAI's lm-evaluation-harness (which scored GPT-J) do.
+"""Few-shot scoring by log-likelihood from Python, on lit_digest's JSONL task format: a thin front of the
+lm-evaluation-harness adapter ``lit_digest.text.lm_eval.LitDigestLM``, which does the scoring.
 
 A task is a JSONL file, one example a line, of either kind:
 
 - multiple choice: ``{"context": "The sky is", "choices": [" blue", " green"], "answer": 0}``: the model picks
   the choice of highest total log-probability after the prompt (``acc``), or of highest log-probability per
-  UTF-8 byte of the choice (``acc_norm``, the harness's length normalisation);
+  UTF-8 byte of the choice (``acc_norm``; the harness calls it ``acc_bytes``);
 - completion, LAMBADA-style: ``{"context": "... he handed her the", "target": " key"}``: ``acc`` is 1 when greedy
   decoding gives exactly the target's tokens, ``ppl`` the perplexity of the target tokens.
 
-The prompt is ``k`` examples of the same file (never the one asked, drawn with ``seed``) or of ``--shots``,
-each written as its context and its answer, joined by ``separator``, then the asked context.
+The prompt is ``k`` examples of the same file (never the one asked, drawn with ``seed``) or of ``shots``, each
+written as its context and its answer, joined by ``separator``, then the asked context (GPT-3, arXiv 2005.14165,
+Sec. 2.4). From the shell, evaluate with the harness itself, which reads these files too::
 
-    python -m lit_digest.text.gptj.fewshot --tasks lambada.jsonl --k 0 --hf checkpoints/gpt-j-6b
-    python -m lit_digest.text.gptj.fewshot --tasks mine.jsonl --k 3 --checkpoint runs/.../last.ckpt
+    python -m lit_digest.text.lm_eval --model_args checkpoint=runs/.../last.ckpt --tasks mine.jsonl --num_fewshot 3
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -26,14 +25,13 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lit_digest.core.download import missing_data_error
 
-__all__ = ["Example", "read_tasks", "build_prompt", "score_continuations", "evaluate", "main"]
+__all__ = ["Example", "read_tasks", "build_prompt", "score_continuations", "score_choices", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -84,58 +82,60 @@ def build_prompt(example: Example, shots: Sequence[Example], separator: str = "\
     return "".join(s.context + s.solution + separator for s in shots) + example.context
 
 
-@torch.no_grad()
+def _adapter(model: nn.Module, tokenizer: Any = None, batch_size: int = 8, max_positions: int | None = None):
+    from lit_digest.text.harness import LitDigestLM
+
+    device = str(next(model.parameters()).device)
+    return LitDigestLM(model=model, tokenizer=tokenizer, batch_size=batch_size, device=device,
+                       max_length=max_positions)
+
+
+def _ids_only(text: str) -> list[int]:
+    raise TypeError("score_continuations scores token ids: use score_choices or evaluate for texts")
+
+
 def score_continuations(model: nn.Module, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int = 8,
                         max_positions: int | None = None) -> list[tuple[float, bool]]:
     """For each ``(context ids, continuation ids)``: the continuation's total log-probability after the context,
-    and whether greedy decoding would produce it token for token. Contexts too long for ``max_positions`` lose
-    their oldest tokens. Sequences are right-padded in batches: causal attention never looks at the padding."""
-    device = next(model.parameters()).device
-    results: list[tuple[float, bool]] = []
-    for start in range(0, len(pairs), batch_size):
-        rows = []
-        for ctx, cont in pairs[start:start + batch_size]:
-            if not cont or (max_positions is not None and len(cont) > max_positions):
-                raise ValueError(f"a continuation of {len(cont)} tokens: it must fit the model's context")
-            seq = list(ctx) + list(cont)
-            if max_positions is not None and len(seq) > max_positions + 1:
-                seq = seq[len(seq) - max_positions - 1:]
-            rows.append((seq, len(cont)))
-        length = max(len(s) for s, _ in rows) - 1
-        inputs = torch.zeros(len(rows), length, dtype=torch.long)
-        for i, (seq, _) in enumerate(rows):
-            inputs[i, : len(seq) - 1] = torch.tensor(seq[:-1])
-        logp = F.log_softmax(model(inputs.to(device)).float(), dim=-1)  # (B, L, V)
-        for i, (seq, n) in enumerate(rows):
-            end = len(seq) - 1
-            span = logp[i, end - n: end]  # predictions of the continuation's tokens
-            wanted = torch.tensor(seq[-n:], device=device)
-            total = float(span.gather(-1, wanted[:, None]).sum())
-            results.append((total, bool((span.argmax(-1) == wanted).all())))
-    return results
+    and whether greedy decoding would produce it token for token (the adapter's ``_loglikelihood_tokens``).
+    Contexts too long for ``max_positions`` (default: the model's) lose their oldest tokens."""
+    return _adapter(model, _ids_only, batch_size, max_positions)._loglikelihood_tokens(
+        [(None, list(c), list(x)) for c, x in pairs])
 
 
-def evaluate(model: nn.Module, encode: Callable[[str], list[int]], examples: Sequence[Example], k: int = 0,
+def score_choices(model: nn.Module, tokenizer: Any, context: str, choices: Sequence[str], batch_size: int = 8,
+                  max_positions: int | None = None) -> list[float]:
+    """The log-probability of each choice after ``context`` (texts; ``tokenizer``: an object with ``encode``, an
+    ``encode`` function or a tokenizer folder), as the harness's ``loglikelihood`` requests compute it."""
+    from lm_eval.api.instance import Instance
+
+    lm = _adapter(model, tokenizer, batch_size, max_positions)
+    requests = [Instance("loglikelihood", {}, (context, choice), i) for i, choice in enumerate(choices)]
+    return [logp for logp, _ in lm.loglikelihood(requests, disable_tqdm=True)]
+
+
+def evaluate(model: nn.Module, encode: Callable[[str], list[int]] | Any, examples: Sequence[Example], k: int = 0,
              shots: Sequence[Example] | None = None, seed: int = 0, separator: str = "\n\n", batch_size: int = 8,
              max_positions: int | None = None) -> dict[str, float]:
-    """``k``-shot scores: ``acc`` over every example, ``acc_norm`` over the multiple-choice ones, ``ppl`` over the
-    completion targets' tokens."""
+    """``k``-shot scores: ``acc`` over every example, ``acc_norm`` (per UTF-8 byte) over the multiple-choice ones,
+    ``ppl`` over the completion targets' tokens. ``encode``: an encode function or a tokenizer."""
+    from lm_eval.api.instance import Instance
+
     rng = random.Random(seed)
-    pairs = []
+    lm = _adapter(model, encode, batch_size, max_positions)
+    requests = []
     for index, example in enumerate(examples):
         pool = list(shots) if shots is not None else [e for j, e in enumerate(examples) if j != index]
         if k > len(pool):
             raise ValueError(f"k={k} shots asked, only {len(pool)} examples to draw them from")
-        context = encode(build_prompt(example, rng.sample(pool, k), separator))
-        for option in example.choices or (example.target,):
-            pairs.append((context, encode(option)))
-    scores = score_continuations(model, pairs, batch_size, max_positions)
-    acc, acc_norm, nll, tokens = 0, 0, 0.0, 0
-    cursor = 0
+        prompt = build_prompt(example, rng.sample(pool, k), separator)
+        requests += [Instance("loglikelihood", {}, (prompt, option), len(requests))
+                     for option in example.choices or (example.target,)]
+    scores = lm.loglikelihood(requests, disable_tqdm=True)
+    acc, acc_norm, nll, tokens, cursor = 0, 0, 0.0, 0, 0
     for example in examples:
         options = example.choices or (example.target,)
         got = scores[cursor: cursor + len(options)]
-        lengths = [len(encode(o)) for o in options]
         cursor += len(options)
         if example.choices:
             acc += max(range(len(options)), key=lambda c: got[c][0]) == example.answer
@@ -144,7 +144,7 @@ def evaluate(model: nn.Module, encode: Callable[[str], list[int]], examples: Seq
         else:
             acc += got[0][1]
             nll -= got[0][0]
-            tokens += lengths[0]
+            tokens += len(lm.tok_encode(example.target))
     n = len(examples)
     out = {"examples": n, "acc": acc / n}
     n_choice = sum(1 for e in examples if e.choices)
@@ -153,51 +153,3 @@ def evaluate(model: nn.Module, encode: Callable[[str], list[int]], examples: Seq
     if tokens:
         out["ppl"] = math.exp(nll / tokens)
     return out
-
-
-def _load(args) -> tuple[nn.Module, Callable[[str], list[int]]]:
-    from lit_digest.text.data import load_tokenizer
-    from lit_digest.text.gptj.hf import load_hf
-    from lit_digest.text.gptj.module import CausalLM
-
-    if args.hf:
-        model = load_hf(args.hf)
-        folder = Path(args.hf)
-        tokenizer_path = args.tokenizer or (str(folder) if (folder / "tokenizer_config.json").is_file() else None)
-    else:
-        model = CausalLM.load_from_checkpoint(args.checkpoint, map_location="cpu").model
-        tokenizer_path = args.tokenizer
-    device = "cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
-    return model.to(device).eval(), load_tokenizer(tokenizer_path).encode
-
-
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description="k-shot scoring of a GPT-J by log-likelihood (JSONL tasks)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a CausalLM Lightning checkpoint")
-    source.add_argument("--hf", help="a Hugging Face GPT-J folder (config.json + weights)")
-    parser.add_argument("--tasks", required=True, help="JSONL: context + choices + answer, or context + target")
-    parser.add_argument("--shots", help="JSONL to draw the k examples from (default: the other task lines)")
-    parser.add_argument("--k", type=int, default=0)
-    parser.add_argument("--tokenizer", help="a saved Hugging Face tokenizer folder (default: bytes, or the --hf "
-                                            "folder's own tokenizer)")
-    parser.add_argument("--limit", type=int, help="the first N examples only")
-    parser.add_argument("--separator", default="\n\n")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu"])
-    args = parser.parse_args(argv)
-    examples = read_tasks(args.tasks)[: args.limit]
-    shots = read_tasks(args.shots) if args.shots else None
-    model, encode = _load(args)
-    result = evaluate(model, encode, examples, args.k, shots, args.seed, args.separator, args.batch_size,
-                      max_positions=model.config.n_positions)
-    print(f"| task | k | examples | {' | '.join(k for k in result if k != 'examples')} |")
-    print("|---|---:|---:|" + "---:|" * (len(result) - 1))
-    values = " | ".join(f"{v:.4f}" for k, v in result.items() if k != "examples")
-    print(f"| {Path(args.tasks).name} | {args.k} | {result['examples']} | {values} |")
-    return result
-
-
-if __name__ == "__main__":
-    main()

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torchmetrics.aggregation import MeanMetric
 
 from lit_digest.core.lightning import LightningModule, pl
 from lit_digest.core.optim import Optim, configure_optim, split_decay_groups
@@ -67,6 +68,11 @@ class CausalLM(LightningModule):
     validation; ``predict`` continues the DataModule's prompts and writes ``completions.jsonl`` in the run folder
     (``CompletionWriter``).
 
+    The validation numbers come from one torchmetrics ``MeanMetric`` of the per-token loss (weighted by tokens),
+    which sums and counts across processes: ``val/ppl`` equals torchmetrics' ``Perplexity`` on the same logits
+    (the tests check it), which is not used itself because it takes a softmax of a second copy of the logits
+    ``(B T, V)`` in their own dtype (bf16 under mixed precision). Bits per byte has no torchmetrics metric.
+
     Args:
         model: the sizes (``GPTJConfig``); ``None`` takes ``preset``'s.
         preset: a named size of ``lit_digest.text.gptj.PRESETS`` when ``model`` is ``None``: ``small`` (the
@@ -105,6 +111,7 @@ class CausalLM(LightningModule):
         if self.config.num_parameters() >= LARGE_PARAMETERS:
             self._announce_size(preset if model is None else None)
         self.model: GPTJ | None = None
+        self.val_nll = MeanMetric()  # nats per token, synchronised across processes; no state in checkpoints
         self.last_samples: list[str] = []
 
     def _announce_size(self, preset: str | None) -> None:
@@ -174,16 +181,17 @@ class CausalLM(LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         tokens, targets = batch
         loss, _ = lm_loss(self.model(tokens), targets)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(tokens))
-        bytes_per_token = getattr(self.trainer.datamodule, "bytes_per_token", None)
-        if bytes_per_token:
-            self.log("val/bpb", loss / math.log(2) / bytes_per_token, prog_bar=True, sync_dist=True,
-                     batch_size=len(tokens))
+        self.val_nll.update(loss.detach(), weight=targets.numel())
+        self.log("val/loss", self.val_nll, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
-        loss = self.trainer.callback_metrics.get("val/loss")
-        if loss is not None:
-            self.log("val/ppl", torch.exp(loss.detach().float().clamp(max=80.0)), sync_dist=True)
+        if self.val_nll.update_count:
+            nll = self.val_nll.compute()  # the mean over every process's tokens
+            # the values are already the same on every process: sync_dist only keeps Lightning from warning
+            self.log("val/ppl", torch.exp(nll.clamp(max=80.0)), sync_dist=True)
+            bytes_per_token = getattr(self.trainer.datamodule, "bytes_per_token", None)
+            if bytes_per_token:
+                self.log("val/bpb", nll / math.log(2) / bytes_per_token, prog_bar=True, sync_dist=True)
         if self.hparams.samples and not self.trainer.sanity_checking:
             self._log_samples()
 

@@ -7,7 +7,7 @@ samples GPT-J with top-p 0.9 and temperature 1 (``mesh_transformer/sampling.py``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -63,11 +63,14 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int,
 def generate(model: nn.Module, prompts: Sequence[Sequence[int]], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
              eos_token_id: int | None = None, pad_token_id: int = 0,
-             generator: torch.Generator | None = None) -> list[list[int]]:
+             generator: torch.Generator | None = None,
+             stop_when: Callable[[Tensor], Tensor] | None = None) -> list[list[int]]:
     """The new tokens for each prompt (up to and including ``eos_token_id``, if it comes).
 
     With ``use_cache`` the prompt is read once and every step feeds one token against the ``KVCache``; without it
-    every step re-reads the whole sequence. Both give the same tokens (the tests check it).
+    every step re-reads the whole sequence. Both give the same tokens (the tests check it). ``stop_when`` (e.g. a
+    stop string seen in the decoded text) gets the new tokens so far ``(B, t)`` after every step and returns the
+    rows that are done ``(B,)``: they get padding from then on, and the loop ends when every row is done.
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
@@ -90,6 +93,8 @@ def generate(model: nn.Module, prompts: Sequence[Sequence[int]], max_new_tokens:
         out.append(nxt)
         if eos_token_id is not None:
             done |= nxt == eos_token_id
+        if stop_when is not None:
+            done |= stop_when(torch.stack(out, dim=1)).to(done.device)
         tokens = torch.cat([tokens, nxt[:, None]], dim=1)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         step_tokens = nxt[:, None]
