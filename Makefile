@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint bench measured clean
+.PHONY: install demo test test-fast lint bench measured gpu-wheels gpu-suite clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench: $(STAMP)  ## every benchmarks/*.py: speed and memory of each method (CPU,
 
 measured: $(STAMP)  ## re-run the README's fast measured rows and compare; list slow rows older than their code
 	OMP_NUM_THREADS=1 $(PY) -m lit_digest measured
+
+gpu-wheels: $(STAMP)  ## the wheels a GPU machine without network lacks (benchmarks/gpu_wheels.txt) into .whl/, checked
+	$(PY) benchmarks/gpu_wheels.py --download .whl
+
+gpu-suite: $(STAMP)  ## every GPU number in one process (benchmarks/gpu_suite.py): runs/gpu_suite/suite.md; quick on a CPU
+	WANDB_MODE=disabled $(PY) benchmarks/gpu_suite.py --out runs/gpu_suite
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache
