@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint bench measured mutate clean
+.PHONY: install demo test test-fast lint bench measured mutate gpu-wheels gpu-suite clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ measured: $(STAMP)  ## re-run the README's fast measured rows and compare; list 
 
 mutate: $(STAMP)  ## mutation testing of the numeric modules (pyproject.toml [tool.lit_digest.mutate]; MODULES=... for some): catch rate and survivors per module, about an hour on one core
 	$(PY) .ci/mutate.py $(MODULES)
+
+gpu-wheels: $(STAMP)  ## the wheels a GPU machine without network lacks (benchmarks/gpu_wheels.txt) into .whl/, checked
+	$(PY) benchmarks/gpu_wheels.py --download .whl
+
+gpu-suite: $(STAMP)  ## every GPU number in one process (benchmarks/gpu_suite.py): runs/gpu_suite/suite.md; quick on a CPU
+	WANDB_MODE=disabled $(PY) benchmarks/gpu_suite.py --out runs/gpu_suite
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache .mutmut

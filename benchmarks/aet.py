@@ -36,11 +36,13 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(config: str, device: str, batch: int, steps: int, warmup: int) -> dict[str, float]:
+def measure(config: str, device: str, batch: int, steps: int, warmup: int, size: int = 32) -> dict[str, float]:
+    """Images/s of the training step (``model``: the transformed copy made once; ``warps``: drawn and applied at every
+    step), milliseconds per batch of the warps alone, and the peak GPU memory, on ``size``-pixel images."""
     cli = LitDigestCLI(args=["--config", config, "--trainer.logger", "false"], run=False)
     model = cli.model.to(device=device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     g = torch.Generator(device=device).manual_seed(0)
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
     fixed = model.transform(x, g) if isinstance(model, AET) else None

@@ -34,6 +34,8 @@ from lit_digest.depth.nets import SmallDepthNet  # noqa: E402
 from lit_digest.depth.scenes import render_scene  # noqa: E402
 
 SETTINGS = {
+    # the GPU suite's quick mode
+    "tiny": dict(merge_size=32, num_downs=5, ngf=8, batch=2, rf=16, image=48, max_size=96, max_resolution=96),
     "small": dict(merge_size=128, num_downs=7, ngf=16, batch=4, rf=48, image=192, max_size=384, max_resolution=384),
     "paper": dict(merge_size=1024, num_downs=10, ngf=64, batch=1, rf=384, image=1024, max_size=3000,
                   max_resolution=2000),

@@ -1,4 +1,5 @@
-"""CSLS dictionary induction throughput and peak memory (MUSE refinement step, arXiv 1710.04087).
+"""CSLS dictionary induction throughput and peak memory (MUSE refinement step, arXiv 1710.04087), and the speed of
+MUSE's adversarial steps.
 
 Synthetic unit vectors stand in for two aligned 200k x 300 vocabularies (the official setting);
 the work does not depend on the values. One induction = the CSLS neighbourhood terms of every
@@ -10,6 +11,10 @@ target of the ``max_rank`` most frequent words in each direction, then the S2T&T
 
 Peak memory is what the induction adds on top of its two inputs: on CPU, the growth of the
 process's peak resident set (ru_maxrss) during the run; on GPU, torch.cuda.max_memory_allocated.
+
+``--adversarial STEPS`` also times MUSE's adversarial training (``adversarial_speed``): ``MUSE()`` with the official
+defaults (discriminator 2 x 2048, 5 discriminator updates of batch 32 per mapping update, the 75,000 most frequent
+words) fitted by a Lightning Trainer on synthetic ``--n-words`` x ``--dim`` spaces, steps per second after a warm-up.
 """
 
 from __future__ import annotations
@@ -92,6 +97,29 @@ def run(device: str, n_words: int, dim: int, knn: int, max_rank: int, build: str
     }
 
 
+def adversarial_speed(device: str, n_words: int, dim: int, steps: int, warmup: int = 10,
+                      criterion_words: int = 10000, dis_hidden_dim: int = 2048) -> dict:
+    """Adversarial steps per second (each: ``dis_steps`` discriminator updates, one mapping update and the
+    orthogonalisation) of ``MUSE`` in a Lightning fit on synthetic embeddings; one epoch of ``warmup + steps``
+    steps, timed from the end of the warm-up to the last step (the epoch's closing evaluation is not timed)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from throughput import StepTimer
+
+    from lit_digest.core.lightning import Trainer
+    from lit_digest.muse import MUSE, SyntheticEmbeddingsDataModule
+
+    data = SyntheticEmbeddingsDataModule(n_words=n_words, dim=dim, n_eval=min(500, n_words // 4))
+    model = MUSE(dim=dim, dis_hidden_dim=dis_hidden_dim, n_epochs=1, epoch_size=32 * (warmup + steps), n_refinement=0,
+                 dis_most_frequent=min(75000, n_words), criterion_words=min(criterion_words, n_words))
+    timer = StepTimer(warmup)
+    trainer = Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
+                      precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, callbacks=[timer])
+    trainer.fit(model, data)
+    return {"steps_per_s": timer.steps / (timer.end - timer.start), "steps": timer.steps, "n_words": n_words,
+            "dim": dim}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-words", type=int, default=200000)
@@ -102,6 +130,7 @@ def main() -> None:
     parser.add_argument("--chunk-mib", type=int, default=256)
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (CPU, then the GPU if any)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--adversarial", type=int, default=0, metavar="STEPS", help="also time STEPS adversarial steps")
     args = parser.parse_args()
     devices = ["cpu", "cuda"] if args.device == "auto" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
@@ -116,6 +145,9 @@ def main() -> None:
         res = run(device, args.n_words, args.dim, args.knn, args.max_rank, args.build, args.chunk_mib)
         results.append(res)
         print("  " + "  ".join(f"{k}={v}" for k, v in res.items()), flush=True)
+        if args.adversarial:
+            res = adversarial_speed(device, args.n_words, args.dim, args.adversarial)
+            print(f"  adversarial: {res['steps_per_s']:.1f} steps/s", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -29,6 +29,8 @@ from lit_digest.gan import SCFEGAN, SCFEGANGenerator, SNPatchGAN, VGG16Features 
 
 SETTINGS = {
     # name: (image size, batch, generator widths, kernels, dilations, critic widths, VGG, devices)
+    # the GPU suite's quick mode (no device of its own: only benchmarks/gpu_suite.py runs it)
+    "tiny-32": (32, 2, (8, 16, 32, 32, 32), (7, 5, 5, 3, 3), (2, 4), (8, 16, 32, 32, 32), False, ()),
     "cpu-64": (64, 16, (32, 64, 128, 128, 128), (7, 5, 5, 3, 3), (2, 4), (32, 64, 128, 128, 128), False, ("cpu",)),
     "paper-128": (128, 2, (64, 128, 256, 512, 512, 512, 512), (7, 5, 5, 3, 3, 3, 3), (2, 4, 8, 16),
                   (64, 128, 256, 256, 256, 256), True, ("cpu", "cuda")),
