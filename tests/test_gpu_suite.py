@@ -17,8 +17,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import gpu_suite  # noqa: E402
 import gptj  # noqa: E402
+import gpu_suite  # noqa: E402
 
 from lit_digest.text.gptj import GPTJ, GPTJConfig  # noqa: E402
 from lit_digest.text.gptj.memory import estimate_memory  # noqa: E402

@@ -59,8 +59,8 @@ def test_pinned_and_known_image_versions_must_satisfy_the_specifiers():
 
 
 def test_extras_and_markers_are_followed_for_the_machines_python_3_12():
-    requires = {"carried": ['extra-only; extra == "x"', 'old-python; python_version < "3.12"', 'windows; os_name == "nt"',
-                            'new-python; python_version >= "3.12"']}
+    requires = {"carried": ['extra-only; extra == "x"', 'old-python; python_version < "3.12"',
+                            'windows; os_name == "nt"', 'new-python; python_version >= "3.12"']}
     missing = "needs {}: neither in the image nor in gpu_wheels.txt"
     assert check({}, {"carried": "1.0"}, requires, "carried") == [
         "carried " + missing.format('new-python; python_version >= "3.12"')]
