@@ -17,8 +17,8 @@ install: $(STAMP)  ## a local venv with lit_digest and its dev tools
 demo: $(STAMP)  ## BYOL on scikit-learn digits, offline: trained vs random-init probe and kNN accuracy
 	$(PY) -m lit_digest fit --config configs/quickstart.yaml --trainer.enable_progress_bar false
 
-test: $(STAMP)  ## the whole test suite, one pytest-xdist worker per core (at most 4): about 10 minutes on 2 cores
-	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist worksteal --durations=15
+test: $(STAMP)  ## the test suite but the measured rows (make measured), one pytest-xdist worker per core (at most 4)
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -m "not measured" -n auto --maxprocesses 4 --dist worksteal --durations=15
 
 test-fast: $(STAMP)  ## without the end-to-end runs
 	WANDB_MODE=offline OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -m "not slow"

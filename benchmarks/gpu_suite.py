@@ -25,6 +25,11 @@ bf16 peak, plus set-up. Each row's limit (``ROWS``) is a cap for a row that misb
   losses), batch 8 at 512 px, 6 steps in fp32/TF32: ~10 s.
 - SAINT (20 s), AET (30 s), depth merge (30 s), attribution (20 s): small models, tens of steps, launch-bound:
   5-10 s each (AET: 5.4 GFLOP an image x 512 x 110 steps = 0.3 PFLOP).
+- GANs N' Roses (45 s): the paper's 256-px networks, batch 4 a domain, 10 steps (~0.5 TFLOP a step with R1):
+  ~10 s; inference of 8 styles and 64 video frames. VQGAN+CLIP (45 s): the notebook's 256-px VQGAN (16384 codes)
+  and a ViT-B/32-sized CLIP, 32 cutouts, 10 generation steps and 10 VQGAN training steps of batch 8: ~15 s. NeRF
+  stylisation (30 s): the paper's MLPs (8 x 256, 64 + 128 samples), 1024 rays and a 67 x 81 patch, 10 steps each:
+  ~10 s.
 - FSDP memory (90 s): the GPT-J-6B config with the blocks that fit one GPU, one step of 2.6e14 FLOP (with the
   recomputation); the model is built on the CPU first, as the config builds it (~4e9 values): ~45 s.
 
@@ -274,6 +279,49 @@ def authors(s: Suite) -> dict:
             "peak": gib(_peak_gib(s)), "numbers": {"train_tokens_per_s": tokens_s}}
 
 
+def ganroses(s: Suite) -> dict:
+    import ganroses
+
+    name, steps, repeats = s.size(("paper-256", 10), ("cpu-32", 1)) + (s.size(10, 1),)
+    sizes, batch, *_ = ganroses.SETTINGS[name]
+    r = ganroses.train(name, s.device, steps, 2 if not s.quick else 1)
+    inferred = ganroses.infer(name, s.device, repeats, frames=s.size(64, 4))
+    return {"setting": f"GANs N' Roses {name} (both generators, 3 discriminators, R1 every 16 steps), batch {batch} "
+                       "augmentations of one image per domain, fp32 (the official code's)",
+            "result": f"train {r['images_per_s']:,.1f} images/s; translate {inferred['styles_per_s']:,.1f} styles/s, "
+                      f"video {inferred['frames_per_s']:,.1f} frames/s batched ({inferred['plain_frames_per_s']:,.1f} "
+                      "one by one)",
+            "peak": gib(_peak_gib(s)), "numbers": {**r, **inferred}}
+
+
+def text2image(s: Suite) -> dict:
+    import text2image
+
+    name, steps, batch = s.size(("notebook", 10, 8), ("scenes", 1, 2))
+    generation = text2image.generation(name, s.device, steps, 1)
+    vqgan = text2image.vqgan_training(name, s.device, steps, 1, batch)
+    side, prompts, cutouts, *_ = text2image.SETTINGS[name]
+    return {"setting": f"VQGAN+CLIP {name}: {side} px, {prompts} prompt(s) x {cutouts} cutouts a step, Adam on the "
+                       f"latent, fp32; VQGAN training batch {batch}",
+            "result": f"generation {generation['steps_per_s']:,.2f} steps/s "
+                      f"({generation['images_steps_per_s']:,.2f} image-steps/s); VQGAN training "
+                      f"{vqgan['images_per_s']:,.1f} images/s",
+            "peak": gib(_peak_gib(s)), "numbers": {"generation": generation, "vqgan": vqgan}}
+
+
+def nerf(s: Suite) -> dict:
+    import nerf
+
+    name, steps = s.size(("paper", 10), ("tiny", 1))
+    r = nerf.measure(name, s.device, steps, 1)
+    h, w = nerf.SETTINGS[name]["patch"]
+    return {"setting": f"NeRF {name} (NeRF++ background), {nerf.SETTINGS[name]['rays']} random rays a stage-1 step; "
+                       f"stage 2: {h} x {w} ray patches, hypernetwork + VGG losses; fp32",
+            "result": f"stage 1 {r['train_rays_s']:,.0f} rays/s; stage 2 {r['style_rays_s']:,.0f} rays/s; render "
+                      f"{r['render_rays_s']:,.0f} rays/s",
+            "peak": gib(_peak_gib(s)), "numbers": r}
+
+
 def fsdp(s: Suite) -> dict:
     import gptj
 
@@ -309,6 +357,9 @@ ROWS = [
     Row("AET", 30, aet),
     Row("Depth merge (boosting)", 30, depth),
     Row("Writers and topics (attribution)", 20, authors),
+    Row("GANs N' Roses", 45, ganroses),
+    Row("VQGAN+CLIP", 45, text2image),
+    Row("NeRF stylisation", 30, nerf),
     Row("FSDP memory (GPT-J-6B config)", 90, fsdp),  # last: it starts a process group
 ]
 

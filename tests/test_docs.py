@@ -60,6 +60,10 @@ def test_cli_snippet_parses(where, args, tmp_path, capsys, monkeypatch):
         with pytest.raises(SystemExit) as exit_info:
             main([*args, "--print_config"])
         assert exit_info.value.code in (0, None), f"{where}: {capsys.readouterr().err[-2000:]}"
+    elif args and args[0] == "get":  # a download: the snippet must name a data set that `get` builds
+        from lit_digest.core.public_data import DATASETS
+
+        assert all(name in DATASETS for name in args[1:] if not name.startswith("-")), f"{where}: {args}"
     else:
         assert main(args) is None
 

@@ -83,10 +83,10 @@ class CodistillationPredictionWriter(pl.callbacks.BasePredictionWriter):
                       enumerate(zip(index, targets))]
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        folder = Path(self.dirpath) if self.dirpath else run_dir(trainer)  # a broadcast: every rank asks
         rows = _gather(self.rows)
         if rows is None or not rows:
             return
-        folder = Path(self.dirpath) if self.dirpath else run_dir(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         if isinstance(rows[0], dict):
             self.path = folder / "completions.jsonl"

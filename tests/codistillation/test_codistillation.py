@@ -584,6 +584,7 @@ def small_cifar_net() -> nn.Module:
 
 
 @pytest.mark.slow
+@pytest.mark.measured  # a README row: `make measured` runs it and compares its numbers
 def test_cifar_subset_codistillation_lowers_churn_without_losing_accuracy():
     path = CIFAR_SUBSET
     if not path.is_file():

@@ -16,6 +16,7 @@ from tests.helpers import pooled_copy, print_measured
 
 
 @pytest.mark.slow
+@pytest.mark.measured  # a README row: `make measured` runs it and compares its numbers
 @pytest.mark.timeout(600)
 def test_short_aet_run_beats_the_mean_guess_and_a_random_encoder(cifar_subset, tmp_path):
     path = pooled_copy(cifar_subset, tmp_path / "cifar16.npz")

@@ -173,6 +173,7 @@ def _evaluate(checkpoint: Path | None, path: Path, tmp_path: Path) -> dict[str, 
 
 
 @pytest.mark.slow
+@pytest.mark.measured  # a README row: `make measured` runs it and compares its numbers
 def test_trained_encoders_beat_a_random_one_and_supervised_is_best(small_cifar, tmp_path):
     torch.set_num_threads(1)
     scores = {"random": _evaluate(None, small_cifar, tmp_path)}

@@ -11,6 +11,7 @@ from tests.helpers import pooled_copy, print_measured
 
 
 @pytest.mark.slow
+@pytest.mark.measured  # a README row: `make measured` runs it and compares its numbers
 def test_short_byol_run_beats_a_random_encoder_on_knn(cifar_subset, tmp_path):
     torch.set_num_threads(1)  # the same arithmetic, and so the same numbers, whatever ran before
     seed_everything(0)
