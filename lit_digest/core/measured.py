@@ -69,6 +69,7 @@ class MeasuredRun:
                  wandb: bool = True) -> None:
         self.name, self.settings = name, dict(settings)
         self.start = time.monotonic()
+        self.commit = git_commit()  # the code that runs: taken at the start (a long run may outlive a commit)
         stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
         self.folder = Path(out or "runs/measured") / name / stamp
         n = 1
@@ -127,7 +128,7 @@ class MeasuredRun:
         one ``lit_digest-measured {json}`` line; returns what was written."""
         result = {"name": self.name, "settings": _plain(self.settings), "numbers": _plain(numbers),
                   "tables": self.tables, "wall_s": round(time.monotonic() - self.start, 1),
-                  "commit": git_commit(), "date": time.strftime("%Y-%m-%d")}
+                  "commit": self.commit, "date": time.strftime("%Y-%m-%d")}
         path = self.folder / "results.json"
         path.write_text(json.dumps(result, indent=1))
         if self._wandb is not None:
