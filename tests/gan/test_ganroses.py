@@ -279,20 +279,23 @@ def test_an_official_checkpoint_written_by_our_code_loads_back(trained, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_a_short_run_makes_style_codes_ignore_augmentations():
-    """30 batches on the offline pair: the spread of one image's style codes across augmentations, relative to the
-    spread across images, falls well below the untrained encoder's (the style-consistency term at work)."""
+@pytest.mark.timeout(180)
+def test_the_consistency_term_makes_style_codes_ignore_augmentations():
+    """30 batches on the offline pair from one initialisation, with the style-consistency term and without: the
+    spread of one image's style codes across augmentations is far smaller with it (4x here; the measured run's
+    1200 batches bring the within/across ratio to 0.05 from 0.4-0.6 untrained; at 30-60 batches the ratio
+    itself is noise, which is why the two runs are compared)."""
     from lit_digest.core.lightning import Trainer
 
-    torch.manual_seed(0)
-    dm = PhotosToDrawingsDataModule(photos=None, num_drawn=32, num_test=8, batch_size=4)
-    model = GANsNRoses(**TINY, ema_decay=0.0)
-    dm.setup("fit")
-    test = torch.stack([dm.splits["testB"][i] for i in range(8)])
-    before = style_spread(model.g_b2a.style_encode, test, Augmentation())["ratio"]
-    Trainer(accelerator="cpu", max_steps=60, limit_val_batches=0, logger=False, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False).fit(model, dm)
-    after = style_spread(model.g_b2a.style_encode, test, Augmentation())["ratio"]
-    assert after < 0.5 * before, (before, after)
+    spreads = {}
+    for weight in (50.0, 0.0):
+        torch.manual_seed(0)
+        dm = PhotosToDrawingsDataModule(photos=None, num_drawn=32, num_test=8, batch_size=4)
+        model = GANsNRoses(**TINY, ema_decay=0.0, consistency_weight=weight)
+        dm.setup("fit")
+        test = torch.stack([dm.splits["testB"][i] for i in range(8)])
+        Trainer(accelerator="cpu", max_steps=30, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                enable_model_summary=False, enable_checkpointing=False).fit(model, dm)
+        spreads[weight] = style_spread(model.g_b2a.style_encode, test, Augmentation())["within"]
+    assert spreads[50.0] < 0.5 * spreads[0.0], spreads
     assert F.mse_loss(model(test[:2], direction="b2a"), test[:2]) > 0  # still translates
