@@ -31,8 +31,8 @@ from lit_digest.nerf.stylize import StyleNeRF  # noqa: E402
 SETTINGS = {
     "small": dict(field=dict(depth=4, width=64, skips=(2,), color_widths=(32,), coarse_samples=32, fine_samples=32,
                              background_samples=(16, 16)), rays=1024, patch=(24, 24)),
-    "tiny": dict(field=dict(depth=2, width=16, skips=(1,), color_widths=(8,), coarse_samples=4, fine_samples=4,
-                            background_samples=(2, 2)), rays=16, patch=(8, 8)),  # the GPU suite's quick mode
+    "tiny": dict(field=dict(depth=3, width=16, skips=(1,), color_widths=(8,), coarse_samples=4, fine_samples=4,
+                            background_samples=(4, 4)), rays=16, patch=(8, 8)),  # the GPU suite's quick mode
     "paper": dict(field=dict(depth=8, width=256, skips=(4,), color_widths=(128,), coarse_samples=64,
                              fine_samples=128, background_samples=(64, 128)), rays=1024, patch=(67, 81)),
 }

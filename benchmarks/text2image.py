@@ -36,6 +36,10 @@ SETTINGS = {
                                 num_vq_embeddings=256, norm_num_groups=8),
                dict(embed_dim=64, image_size=32, patch_size=8, vision_width=128, vision_layers=3, text_width=128,
                     text_layers=3), ("cpu", "cuda")),
+    "tiny": (32, 2, 4, dict(block_out_channels=(8, 16), latent_channels=8, vq_embed_dim=8, num_vq_embeddings=32,
+                            norm_num_groups=4),
+             dict(embed_dim=16, image_size=32, patch_size=16, vision_width=32, vision_layers=1, text_width=32,
+                  text_layers=1), ()),  # the GPU suite's quick mode: the same code paths in seconds
     "notebook": (256, 1, 32, dict(block_out_channels=(128, 128, 256, 256, 512), layers_per_block=2,
                                   latent_channels=256, vq_embed_dim=256, num_vq_embeddings=16384, norm_num_groups=32,
                                   attention_levels=(4,)),
