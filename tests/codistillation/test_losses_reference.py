@@ -71,5 +71,6 @@ def test_churn_of_logits_takes_each_rows_top_class_and_one_model_has_none():
     assert prediction_churn(a, a.clone()).item() == 0.0
     one = mean_pairwise_churn(torch.tensor([[1, 2, 3]]))
     assert one.item() == 0.0 and one.shape == () and one.dtype == torch.float
+    assert mean_pairwise_churn(torch.tensor([[0, 1, 2, 3], [0, 1, 0, 0]])).item() == pytest.approx(2 / 4)
     three = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 0], [1, 1, 0, 0]])
     assert mean_pairwise_churn(three).item() == pytest.approx((1 / 4 + 3 / 4 + 2 / 4) / 3)
