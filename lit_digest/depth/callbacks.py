@@ -13,8 +13,9 @@ import torch
 import torchvision
 
 from lit_digest.core.callbacks import run_dir
-from lit_digest.core.lightning import Callback, LightningModule, Trainer, pl
+from lit_digest.core.lightning import LightningModule, Trainer, pl
 from lit_digest.core.outputs import announce
+from lit_digest.core.panels import PanelsCallback
 from lit_digest.depth.boost.guided import normalize01
 from lit_digest.depth.io import write_depth_png16
 
@@ -37,40 +38,15 @@ def panel_grid(panels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[str]
     return torchvision.utils.make_grid(torch.cat(tiles).clamp(0, 1), nrow=len(tiles), padding=2), names
 
 
-class DepthPanels(Callback):
+class DepthPanels(PanelsCallback):
     """Saves ``depth_panels/<stage>_epoch<e>.png`` in the run folder (image | true depth | low | high | merged
     [| boosted]) at each validation and test, and logs it to W&B (``val/panels``, ``test/panels``)."""
 
-    def __init__(self) -> None:
-        self.pending: dict | None = None
+    def grid(self, panels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[str]]:
+        return panel_grid(panels)
 
-    def _keep(self, outputs) -> None:
-        if self.pending is None and isinstance(outputs, dict) and outputs.get("panels"):
-            self.pending = outputs["panels"]
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._keep(outputs)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._keep(outputs)
-
-    def _write(self, trainer: Trainer, stage: str) -> None:
-        panels, self.pending = self.pending, None
-        if panels is None or trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        grid, names = panel_grid(panels)
-        path = run_dir(trainer) / "depth_panels" / f"{stage}_epoch{trainer.current_epoch}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torchvision.utils.save_image(grid, path)
-        for logger in trainer.loggers:
-            if isinstance(logger, pl.loggers.WandbLogger):
-                logger.log_image(key=f"{stage}/panels", images=[grid], caption=[" | ".join(names)])
-
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer, "val")
-
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer, "test")
+    def path(self, trainer: Trainer, stage: str) -> Path:
+        return run_dir(trainer) / "depth_panels" / f"{stage}_epoch{trainer.current_epoch}.png"
 
 
 class DepthPNGWriter(pl.callbacks.BasePredictionWriter):

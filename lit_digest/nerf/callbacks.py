@@ -11,8 +11,9 @@ import torch.nn.functional as F
 import torchvision
 
 from lit_digest.core.callbacks import run_dir
-from lit_digest.core.lightning import Callback, LightningModule, Trainer, pl
+from lit_digest.core.lightning import LightningModule, Trainer, pl
 from lit_digest.core.outputs import announce
+from lit_digest.core.panels import PanelsCallback
 from lit_digest.nerf.images import write_depth_png16, write_gif, write_png
 
 __all__ = ["NeRFPanels", "RenderWriter", "panel_grid"]
@@ -37,41 +38,16 @@ def panel_grid(panels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[str]
     return torchvision.utils.make_grid(torch.stack(tiles), nrow=len(tiles), padding=2), list(panels)
 
 
-class NeRFPanels(Callback):
+class NeRFPanels(PanelsCallback):
     """Saves ``panels/<stage>_step<N>.png`` in the run folder (held-out view | rendering | depth | opacity | true
     depth; for ``StyleNeRF``: view | stage-1 rendering | each style and its stylised rendering) at each
     validation and test, and logs it to W&B (``val/panels``, ``test/panels``)."""
 
-    def __init__(self) -> None:
-        self.pending: dict | None = None
+    def grid(self, panels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[str]]:
+        return panel_grid(panels)
 
-    def _keep(self, outputs) -> None:
-        if self.pending is None and isinstance(outputs, dict) and outputs.get("panels"):
-            self.pending = outputs["panels"]
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._keep(outputs)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._keep(outputs)
-
-    def _write(self, trainer: Trainer, stage: str) -> None:
-        panels, self.pending = self.pending, None
-        if panels is None or trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        grid, names = panel_grid(panels)
-        path = run_dir(trainer) / "panels" / f"{stage}_step{trainer.global_step}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torchvision.utils.save_image(grid, path)
-        for logger in trainer.loggers:
-            if isinstance(logger, pl.loggers.WandbLogger):
-                logger.log_image(key=f"{stage}/panels", images=[grid], caption=[" | ".join(names)])
-
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer, "val")
-
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer, "test")
+    def path(self, trainer: Trainer, stage: str) -> Path:
+        return run_dir(trainer) / "panels" / f"{stage}_step{trainer.global_step}.png"
 
 
 class RenderWriter(pl.callbacks.BasePredictionWriter):
