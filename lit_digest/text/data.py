@@ -113,18 +113,25 @@ def unigram_bits_per_byte(train: Tensor, val: Tensor, vocab_size: int, bytes_per
     return float(-log2p[val].mean()) / bytes_per_token
 
 
-def read_fortunes(folder: str | os.PathLike, sets: Sequence[str] | None = None) -> list[str]:
-    """Every fortune of the strfile text files in ``folder`` (entries between ``%`` lines; the ``.dat`` indexes
-    and the ``.u8`` links skipped), or of the named ``sets`` only, in file-name order."""
-    folder = Path(folder)
+def fortune_sets(folder: Path, sets: Sequence[str] | None = None) -> list[str]:
+    """The strfile text files of ``folder`` by name, sorted (or the named ``sets`` among them, refused in one line
+    when one is missing)."""
     # fortunes-ru names sets by month ("2001.03"): skip the strfile indexes and links, not every dotted name
     names = sorted(p.name for p in folder.iterdir()
                    if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8"))
     if sets:
         unknown = sorted(set(sets) - set(names))
         if unknown:
-            raise ValueError(f"no fortune set {unknown} in {folder}; there are {names}")
+            raise ValueError(f"no fortune set {unknown} in {folder}: no fortune file of that name; there are {names}")
         names = [n for n in names if n in sets]
+    return names
+
+
+def read_fortunes(folder: str | os.PathLike, sets: Sequence[str] | None = None) -> list[str]:
+    """Every fortune of the strfile text files in ``folder`` (entries between ``%`` lines; the ``.dat`` indexes
+    and the ``.u8`` links skipped), or of the named ``sets`` only, in file-name order."""
+    folder = Path(folder)
+    names = fortune_sets(folder, sets)
     fortunes = []
     for name in names:
         text = (folder / name).read_text(encoding="utf-8", errors="replace")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lit_digest.core.download import missing_data_error
-from lit_digest.text.data import FORTUNES_DIR, JARGON_PATH
+from lit_digest.text.data import FORTUNES_DIR, JARGON_PATH, fortune_sets
 
 __all__ = ["Document", "decode_utf8", "read_folder", "read_table", "read_fortune_topics", "read_dictionaries",
            "strip_attribution", "deduplicate", "check_labels", "split_documents", "BIERCE_PATH", "SPLITS"]
@@ -144,15 +144,11 @@ def read_fortune_topics(folder: str | os.PathLike = FORTUNES_DIR, sets: Sequence
                                  fix="or use data.init_args.corpus dictionaries, the corpus shipped with lit_digest")
     if not folder.is_dir():
         raise missing
-    names = sorted(p.name for p in folder.iterdir()
-                   if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8"))
+    names = fortune_sets(folder)
     if not names:
         raise missing
     if sets:
-        unknown = sorted(set(sets) - set(names))
-        if unknown:
-            raise ValueError(f"no fortune file {unknown} in {folder}; there are {names}")
-        names = [n for n in names if n in sets]
+        names = fortune_sets(folder, sets)
     docs = []
     for name in names:
         text = decode_utf8((folder / name).read_bytes(), folder / name)
