@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from timing import sync
 
 from lit_digest.cli import LitDigestCLI
 from lit_digest.ssl.aet import AET, parameter_mse
@@ -30,10 +31,6 @@ from lit_digest.ssl.aet import AET, parameter_mse
 CONFIGS = {"AET-affine": "configs/aet/cifar10_affine.yaml", "AET-project": "configs/aet/cifar10_projective.yaml",
            "AED": "configs/aet/cifar10_aed.yaml"}
 
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure(config: str, device: str, batch: int, steps: int, warmup: int, size: int = 32) -> dict[str, float]:
@@ -62,22 +59,22 @@ def measure(config: str, device: str, batch: int, steps: int, warmup: int, size:
     for mode in ("model", "warps"):
         for _ in range(warmup):
             step(mode == "warps")
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for _ in range(steps):
             step(mode == "warps")
-        _sync(device)
+        sync(device)
         out[mode] = batch * steps / (time.perf_counter() - start)
     out["warp_ms"] = float("nan")
     if isinstance(model, AET):
         repeats = 10 if device == "cpu" else 100
         with torch.no_grad():
             model.transform(x, g)
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             for _ in range(repeats):
                 model.transform(x, g)
-            _sync(device)
+            sync(device)
         out["warp_ms"] = 1000 * (time.perf_counter() - start) / repeats
     out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
     return out

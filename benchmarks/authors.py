@@ -24,6 +24,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import sync  # noqa: E402
+
 from lit_digest.text.authors.module import masked_lm_loss, pool  # noqa: E402
 from lit_digest.text.gptj import GPTJ, GPTJConfig, generate, lm_loss  # noqa: E402
 
@@ -34,10 +36,6 @@ SETTINGS = {
              512, 60, ("cuda",)),
 }
 
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def train_speed(model: GPTJ, batch: int, length: int, steps: int, device: str, attribution: bool) -> float:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import measure  # noqa: E402  (the shared timing harness)
+from timing import seconds_per_call  # noqa: E402
 
 from lit_digest.ssl.losses import nt_xent_loss, supcon_loss  # noqa: E402
 
@@ -36,15 +36,7 @@ def time_loss(name: str, device: str, batch: int, views: int, dim: int, repeats:
         loss = nt_xent_loss(z, 0.2) if name == "SimCLR" else supcon_loss(z, labels, 0.2)
         loss.backward()
 
-    run()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        run()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return 1000 * (time.perf_counter() - start) / repeats
+    return 1000 * seconds_per_call(run, repeats, 1, device)
 
 
 def main() -> None:

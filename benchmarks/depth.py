@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import rss_mib, sync  # noqa: E402
 
 from lit_digest.depth.boost.guided import merge_training_pair  # noqa: E402
 from lit_digest.depth.boost.losses import discriminator_loss, generator_loss  # noqa: E402
@@ -42,15 +43,11 @@ SETTINGS = {
 }
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
 
 def _peak(device: str, rss_before: float) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
-    return max(0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before)
+    return max(0.0, rss_mib() - rss_before)
 
 
 def bench_train_step(name: str, device: str, steps: int) -> dict:
@@ -64,10 +61,10 @@ def bench_train_step(name: str, device: str, steps: int) -> dict:
     x, y = merge_training_pair(*maps, radius=max(1, round(64 * size / 672)))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = rss_mib()
     times = []
     for _ in range(steps + 1):  # the first is a warm-up
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         fake = g(x)
         loss_d = discriminator_loss(d(torch.cat([x, y], 1)), d(torch.cat([x, fake.detach()], 1)))
@@ -78,7 +75,7 @@ def bench_train_step(name: str, device: str, steps: int) -> dict:
         opt_g.zero_grad()
         (gan + l1).backward()
         opt_g.step()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     step = sorted(times[1:])[len(times[1:]) // 2]
     return {"bench": "merge train step", "setting": name, "device": device, "batch": batch,
@@ -102,14 +99,14 @@ def bench_pipeline(name: str, device: str, repeats: int) -> list[dict]:
                      ("boost (double + patches)", lambda: boost(estimator, g, image, settings))]:
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss = rss_mib()
         fn()  # warm-up
         times, result = [], None
         for _ in range(repeats):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             result = fn()
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - start)
         row = {"bench": what, "setting": name, "device": device, "image_px": s["image"], "R20": r_x,
                "s_per_image": round(sorted(times)[len(times) // 2], 4), "peak_MiB": round(_peak(device, rss))}

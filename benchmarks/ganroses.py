@@ -17,10 +17,7 @@ Images/s counts the images of both domains (2 x batch per training step), transl
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -28,7 +25,9 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lit_digest.core.lightning import Callback, LightningDataModule, Trainer  # noqa: E402
+from timing import StepTimer, add_threads, apply_threads, machine, peak_gib, seconds_per_call  # noqa: E402
+
+from lit_digest.core.lightning import LightningDataModule, Trainer  # noqa: E402
 from lit_digest.gan.ganroses import GANsNRoses  # noqa: E402
 from lit_digest.gan.ganroses.official import PAPER  # noqa: E402
 from lit_digest.gan.ganroses.predict import translate_frames  # noqa: E402
@@ -54,44 +53,18 @@ class SameBatch(LightningDataModule):
         return DataLoader([self.batch] * self.steps, batch_size=None)
 
 
-class Timer(Callback):
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
-
-    def _sync(self, module) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
-            self._sync(module)
-            if module.device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self._sync(module)
-        self.end, self.steps = time.perf_counter(), batch_idx - self.warmup + 1
-
-
-def peak(device: str) -> float:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
 def train(name: str, device: str, steps: int, warmup: int) -> dict[str, float]:
     sizes, batch, *_ = SETTINGS[name]
     torch.manual_seed(0)
     model = GANsNRoses(**sizes)
-    timer = Timer(warmup)
+    timer = StepTimer(warmup)
     trainer = Trainer(accelerator=device, devices=1, max_steps=2 * (warmup + steps), logger=False,
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       limit_val_batches=0, callbacks=[timer])
     trainer.fit(model, SameBatch(model.hparams.image_size, batch, warmup + steps))
     elapsed = timer.end - timer.start
     return {"images_per_s": 2 * batch * timer.steps / elapsed, "step_s": elapsed / timer.steps,
-            "peak_gib": peak(device)}
+            "peak_gib": peak_gib(device)}
 
 
 @torch.no_grad()
@@ -105,21 +78,13 @@ def infer(name: str, device: str, repeats: int, frames: int = 16) -> dict[str, f
     style = torch.randn(8)
 
     def clock(fn) -> float:
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / repeats
+        return seconds_per_call(fn, repeats, 1, device)
 
     grid = clock(lambda: model.translate(image, styles))
     fast = clock(lambda: translate_frames(model, video, style, batch_size=frames))
     plain = clock(lambda: [model(f[None].to(device), style[None].to(device)) for f in video])
     return {"styles_per_s": 8 / grid, "frames_per_s": frames / fast, "plain_frames_per_s": frames / plain,
-            "peak_gib": peak(device)}
+            "peak_gib": peak_gib(device)}
 
 
 def main() -> None:
@@ -128,13 +93,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    add_threads(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     cuda = torch.cuda.is_available()
-    print(f"GANs N' Roses; torch {torch.__version__}; CPU threads {torch.get_num_threads()}; "
-          f"{platform.processor() or platform.machine()}; GPU: {torch.cuda.get_device_name() if cuda else 'none'}")
+    print(machine("GANs N' Roses"))
     print(f"{'setting':11s}{'device':8s}{'what':24s}{'images/s':>11s}{'peak GiB':>10s}")
     for name in args.settings:
         _, batch, train_devices, infer_devices = SETTINGS[name]

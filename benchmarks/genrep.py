@@ -14,9 +14,9 @@ step) against ``fixed`` (uint8 anchors and walks from memory, augment + step), t
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import machine, seconds_per_call
 
 from lit_digest.core.optim import Optim
 from lit_digest.ssl import SimCLR, SimCLRViews, SmallConvNet
@@ -25,23 +25,6 @@ from lit_digest.ssl.genrep import DCGANGenerator, GeneratedViewsDataModule
 VIEWS = dict(min_scale=0.2, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, blur_p=0.0)
 GENERATORS = {"dcgan-28px-grey": dict(latent_dim=100, width=32, out_channels=1, image_size=28),
               "dcgan-64px-colour": dict(latent_dim=128, width=64, out_channels=3, image_size=64)}
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(fn, steps: int, warmup: int, device: str) -> float:
-    """Seconds per call of ``fn``."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / steps
 
 
 def datamodule(name: str, device: str, sigma: float = 0.5) -> GeneratedViewsDataModule:
@@ -57,9 +40,9 @@ def render_rate(name: str, device: str, batch: int, steps: int, warmup: int) -> 
     """(images/s rendered by the generator alone, images/s with the pixel augmentations), two per sample."""
     dm = datamodule(name, device)
     g = torch.Generator(device=device).manual_seed(0)
-    render = _timed(lambda: dm.sample_views(batch, device, g), steps, warmup, device)
+    render = seconds_per_call(lambda: dm.sample_views(batch, device, g), steps, warmup, device)
     images, _, _ = dm.sample_views(batch, device, g)
-    augment = _timed(lambda: dm.augment(images, g), steps, warmup, device)
+    augment = seconds_per_call(lambda: dm.augment(images, g), steps, warmup, device)
     return 2 * batch / render, 2 * batch / (render + augment)
 
 
@@ -85,7 +68,7 @@ def step_ms(mode: str, device: str, batch: int, steps: int, warmup: int) -> floa
         loss.backward()
         opt.step()
 
-    return 1000 * _timed(step, steps, warmup, device)
+    return 1000 * seconds_per_call(step, steps, warmup, device)
 
 
 def main() -> None:
@@ -94,8 +77,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: 128 on CPU, 512 on CUDA")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 3 on CPU, 30 on CUDA)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}; CPU threads {torch.get_num_threads()}"
-          + (f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "; no GPU"))
+    print(machine("GenRep views"))
     for device in args.devices:
         batch = args.batch_size or (512 if device == "cuda" else 128)
         steps = args.steps or (30 if device == "cuda" else 3)

@@ -34,6 +34,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import sync  # noqa: E402
+
 from lit_digest.text.gptj import GPTJ, GPTJConfig, generate, lm_loss  # noqa: E402
 
 SETTINGS = {
@@ -44,10 +46,6 @@ SETTINGS = {
     "6b": (GPTJConfig(), 1, 2048, 512, 128, 1, ("cuda",), False),
 }
 
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def train_speed(model: GPTJ, batch: int, length: int, steps: int, device: str) -> float:

@@ -103,7 +103,7 @@ def adversarial_speed(device: str, n_words: int, dim: int, steps: int, warmup: i
     orthogonalisation) of ``MUSE`` in a Lightning fit on synthetic embeddings; one epoch of ``warmup + steps``
     steps, timed from the end of the warm-up to the last step (the epoch's closing evaluation is not timed)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from throughput import StepTimer
+    from timing import StepTimer
 
     from lit_digest.core.lightning import Trainer
     from lit_digest.muse import MUSE, SyntheticEmbeddingsDataModule

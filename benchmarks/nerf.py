@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import add_threads, apply_threads, machine, peak_gib, rss_mib, seconds_per_call  # noqa: E402
 
 from lit_digest.nerf.field import RadianceField  # noqa: E402
 from lit_digest.nerf.stylize import StyleNeRF  # noqa: E402
@@ -38,26 +38,10 @@ SETTINGS = {
 }
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def _rays(n: int, device: str) -> tuple[torch.Tensor, ...]:
     origins = torch.nn.functional.normalize(torch.randn(n, 3, device=device), dim=-1) * 0.9
     dirs = -origins + 0.3 * torch.randn(n, 3, device=device)
     return origins, dirs, torch.full((n,), 1e-4, device=device), torch.full((n,), 2.0, device=device)
-
-
-def _timed(step, steps: int, warmup: int, device: str) -> float:
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return (time.perf_counter() - start) / steps
 
 
 def measure(setting: str, device: str, steps: int, warmup: int) -> dict[str, float]:
@@ -75,7 +59,7 @@ def measure(setting: str, device: str, steps: int, warmup: int) -> dict[str, flo
         loss.backward()
         optimizer.step()
 
-    out = {"train_rays_s": s["rays"] / _timed(stage1, steps, warmup, device)}
+    out = {"train_rays_s": s["rays"] / seconds_per_call(stage1, steps, warmup, device)}
     style = StyleNeRF(RadianceField(**s["field"])).to(device)
     style_optimizer = torch.optim.Adam(style.hyper.parameters(), lr=1e-3)
     h, w = s["patch"]
@@ -90,7 +74,7 @@ def measure(setting: str, device: str, steps: int, warmup: int) -> dict[str, flo
         sum(terms.values()).backward()
         style_optimizer.step()
 
-    out["style_rays_s"] = h * w / _timed(stage2, steps, warmup, device)
+    out["style_rays_s"] = h * w / seconds_per_call(stage2, steps, warmup, device)
     render_rays = 4 * s["rays"]
     many = _rays(render_rays, device)
 
@@ -98,29 +82,26 @@ def measure(setting: str, device: str, steps: int, warmup: int) -> dict[str, flo
     def render() -> None:
         field.render(*many)
 
-    out["render_rays_s"] = render_rays / _timed(render, steps, warmup, device)
-    out["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["render_rays_s"] = render_rays / seconds_per_call(render, steps, warmup, device)
+    out["peak_mib"] = 1024 * peak_gib(device)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 3 on CPU, 20 on CUDA)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads(parser)
     parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}; CPU threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}"
-          + (f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "; no GPU"))
+    apply_threads(args)
+    print(f"{machine('NeRF stylisation')}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'setting':9s}{'device':8s}{'train rays/s':>14s}{'stage-2 rays/s':>16s}{'render rays/s':>15s}"
           f"{'peak MiB':>10s}")
     for device in args.devices:
         for setting in ("small", "paper") if device == "cuda" else ("small",):
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            start_rss = rss_mib()
             steps = args.steps or (20 if device == "cuda" else 3)
             r = measure(setting, device, steps, 1 if device == "cpu" else 3)
             peak = r["peak_mib"] if device == "cuda" else r["peak_mib"] - start_rss

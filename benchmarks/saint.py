@@ -16,9 +16,9 @@ intersample attention as the table widens.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import seconds_per_call
 
 from lit_digest.tabular import SAINT, SAINTPretrain, TabularDataModule
 from lit_digest.tabular.data import TableBatch
@@ -31,19 +31,6 @@ def _batch(table: str, size: int, device: str) -> tuple[TableBatch, dict]:
     rows = data.splits["train_all"]
     index = torch.arange(size) % len(rows.y)
     return TableBatch(*(t[index].to(device) for t in rows)), data.schema.as_dict()
-
-
-def _time(fn, steps: int, warmup: int, device: str) -> float:
-    for _ in range(warmup):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
 
 
 def bench(table: str, variant: str, device: str, batch_size: int, steps: int, warmup: int) -> dict[str, float]:
@@ -60,9 +47,7 @@ def bench(table: str, variant: str, device: str, batch_size: int, steps: int, wa
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    result = {"train rows/s": batch_size / _time(train_step, steps, warmup, device)}
+    result = {"train rows/s": batch_size / seconds_per_call(train_step, steps, warmup, device, reset_peak=True)}
     if device == "cuda":
         result["train peak MiB"] = torch.cuda.max_memory_allocated() / 2**20
     pre = SAINTPretrain(variant=variant, schema=schema).to(device)
@@ -73,13 +58,13 @@ def bench(table: str, variant: str, device: str, batch_size: int, steps: int, wa
         pre_opt.step()
         pre_opt.zero_grad(set_to_none=True)
 
-    result["pretrain rows/s"] = batch_size / _time(pretrain_step, steps, warmup, device)
+    result["pretrain rows/s"] = batch_size / seconds_per_call(pretrain_step, steps, warmup, device)
     model.eval()
     modes = ("batch", "context", "self") if model.net.encoder.rows else ("batch",)
     for mode in modes:
         with torch.no_grad():
-            seconds = _time(lambda m=mode: model(rows.x_cat, rows.x_cont, rows.cont_mask, eval_rows=m), steps, warmup,
-                            device)
+            seconds = seconds_per_call(lambda m=mode: model(rows.x_cat, rows.x_cont, rows.cont_mask, eval_rows=m),
+                                       steps, warmup, device)
         result[f"eval {mode} rows/s"] = batch_size / seconds
     return result
 

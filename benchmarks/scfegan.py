@@ -15,15 +15,15 @@ Settings (random inputs; the work does not depend on the values):
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
+import itertools
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import add_threads, apply_threads, machine, peak_gib, rss_mib, seconds_per_call  # noqa: E402
 
 from lit_digest.gan import SCFEGAN, SCFEGANGenerator, SNPatchGAN, VGG16Features  # noqa: E402
 
@@ -73,22 +73,11 @@ def measure(name: str, device: str, steps: int, warmup: int) -> dict[str, float]
     model, batch = build(name, device)
     opt_g = torch.optim.Adam(model.generator.parameters(), 1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(model.discriminator.parameters(), 1e-4, betas=(0.5, 0.999))
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for i in range(warmup):
-        train_step(model, batch, opt_g, opt_d, i)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for i in range(steps):
-        train_step(model, batch, opt_g, opt_d, warmup + i)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() / 2**30 if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024)
-    return {"images_per_s": steps * batch["image"].shape[0] / elapsed, "step_s": elapsed / steps, "peak_gib": peak,
-            "rss_growth_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before}
+    rss_before, step = rss_mib(), itertools.count()
+    step_s = seconds_per_call(lambda: train_step(model, batch, opt_g, opt_d, next(step)), steps, warmup, device,
+                              reset_peak=True)
+    return {"images_per_s": batch["image"].shape[0] / step_s, "step_s": step_s, "peak_gib": peak_gib(device),
+            "rss_growth_mib": rss_mib() - rss_before}
 
 
 def main() -> None:
@@ -96,13 +85,11 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    add_threads(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     cuda = torch.cuda.is_available()
-    print(f"SC-FEGAN G+D training step; torch {torch.__version__}; CPU threads {torch.get_num_threads()}; "
-          f"{platform.processor() or platform.machine()}; GPU: {torch.cuda.get_device_name() if cuda else 'none'}")
+    print(machine("SC-FEGAN G+D training step"))
     print(f"{'setting':11s}{'device':8s}{'size':>6s}{'batch':>7s}{'images/s':>11s}{'s/step':>9s}{'peak GiB':>10s}")
     for name in args.settings:
         size, batch, *_, devices = SETTINGS[name]

@@ -14,15 +14,14 @@ Settings (random weights and inputs; the work does not depend on the values):
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import add_threads, apply_threads, machine, peak_gib, seconds_per_call  # noqa: E402
 
 from lit_digest.text2image.clip.module import build_clip, clip_loss  # noqa: E402
 from lit_digest.text2image.generate.cutouts import MakeCutouts  # noqa: E402
@@ -49,26 +48,6 @@ SETTINGS = {
 }
 
 
-def _peak(device: str) -> float:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def _timed(fn, steps: int, warmup: int, device: str) -> float:
-    for _ in range(warmup):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
-
-
 def generation(name: str, device: str, steps: int, warmup: int) -> dict[str, float]:
     size, prompts, cutn, vq_sizes, clip_sizes, _ = SETTINGS[name]
     torch.manual_seed(0)
@@ -82,8 +61,9 @@ def generation(name: str, device: str, steps: int, warmup: int) -> dict[str, flo
     module.cutouts = MakeCutouts(module.clip.image_size, cutn)
     module.to(device)
     texts = [f"a red circle number {i}" for i in range(prompts)]
-    step_s = _timed(lambda: module.generate(texts, list(range(prompts)), steps=1), steps, warmup, device)
-    return {"steps_per_s": 1 / step_s, "images_steps_per_s": prompts / step_s, "peak_gib": _peak(device)}
+    step_s = seconds_per_call(lambda: module.generate(texts, list(range(prompts)), steps=1), steps, warmup, device,
+                              reset_peak=True)
+    return {"steps_per_s": 1 / step_s, "images_steps_per_s": prompts / step_s, "peak_gib": peak_gib(device)}
 
 
 def vqgan_training(name: str, device: str, steps: int, warmup: int, batch: int) -> dict[str, float]:
@@ -103,8 +83,8 @@ def vqgan_training(name: str, device: str, steps: int, warmup: int, batch: int) 
         (torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()).backward()
         opt_d.step()
 
-    step_s = _timed(step, steps, warmup, device)
-    return {"images_per_s": batch / step_s, "peak_gib": _peak(device)}
+    step_s = seconds_per_call(step, steps, warmup, device, reset_peak=True)
+    return {"images_per_s": batch / step_s, "peak_gib": peak_gib(device)}
 
 
 def clip_training(name: str, device: str, steps: int, warmup: int, batch: int) -> dict[str, float]:
@@ -121,8 +101,8 @@ def clip_training(name: str, device: str, steps: int, warmup: int, batch: int) -
         clip_loss(img, txt, model.logit_scale.exp()).backward()
         opt.step()
 
-    step_s = _timed(step, steps, warmup, device)
-    return {"images_per_s": batch / step_s, "peak_gib": _peak(device)}
+    step_s = seconds_per_call(step, steps, warmup, device, reset_peak=True)
+    return {"images_per_s": batch / step_s, "peak_gib": peak_gib(device)}
 
 
 def main() -> None:
@@ -130,13 +110,11 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    add_threads(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     cuda = torch.cuda.is_available()
-    print(f"text2image; torch {torch.__version__}; CPU threads {torch.get_num_threads()}; "
-          f"{platform.processor() or platform.machine()}; GPU: {torch.cuda.get_device_name() if cuda else 'none'}")
+    print(machine("text2image"))
     print(f"{'setting':10s}{'device':8s}{'what':34s}{'rate':>12s}{'peak GiB':>10s}")
     for name in args.settings:
         *_, devices = SETTINGS[name]

@@ -15,35 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Sequence
 
 import torch
+from timing import StepTimer, machine
 from torch.utils.data import DataLoader
 
 from lit_digest.cli import LitDigestCLI
-from lit_digest.core.lightning import Callback, Trainer
+from lit_digest.core.lightning import Trainer
 from lit_digest.ssl import SyntheticImageDataModule
-
-
-class StepTimer(Callback):
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
-
-    def _sync(self, module) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
-            self._sync(module)
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if batch_idx >= self.warmup:
-            self._sync(module)
-            self.end = time.perf_counter()
-            self.steps = batch_idx - self.warmup + 1
 
 
 class CachedViews(SyntheticImageDataModule):
@@ -95,9 +75,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     args = parser.parse_args()
-    print(f"config {args.config}; torch {torch.__version__}; CPU threads {torch.get_num_threads()}; "
-          f"load average {os.getloadavg()[0]:.1f}"
-          + (f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "; no GPU"))
+    print(f"{machine(f'config {args.config}')}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'device':8s}{'mode':8s}{'batch':>7s}{'images/s':>12s}{'ms/step':>10s}{'peak GiB':>10s}")
     for device in args.devices:
         batch = args.batch_size or (256 if device == "cuda" else 32)
