@@ -67,7 +67,7 @@ class LARS(Optimizer):
                 if not group["lars_exclude"]:
                     w_norm, g_norm = torch.linalg.vector_norm(w), torch.linalg.vector_norm(g)
                     ratio = group["eta"] * w_norm / (g_norm + wd * w_norm + group["eps"])
-                    if group["clip_lr"] and lr > 0:
+                    if group["clip_lr"]:  # at lr = 0 (a warmup's first step) r / lr is inf: the limit, 1
                         ratio = torch.clamp(ratio / lr, max=1.0)
                     adapt = (w_norm > 0) & (g_norm > 0)  # a tensor: no host sync inside the step
                     update = torch.where(adapt, (g + wd * w) * ratio, g)
