@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from lit_digest.core.optim import LARS, Optim, configure_optim, lr_factor, make_optimizer, steps_per_epoch
+from lit_digest.core.optim import LARS, Optim, Schedule, configure_optim, lr_factor, make_optimizer, steps_per_epoch
 
 
 def _groups():
@@ -143,11 +143,11 @@ def test_constant_and_step_schedules():
     assert factors == [0.5, 0.5, 0.5, 0.25, 0.25]  # the warmup ends on epoch 2, a milestone
     optim = Optim(schedule="step", milestones=(2,), gamma=0.5)
     assert [lr_factor(s, optim, 1.0, math.inf, 10) for s in (0, 19, 20)] == [1.0, 1.0, 0.5]  # time-bounded too
-    with pytest.raises(ValueError, match=re.escape(
-            "optim.schedule 'step' counts epochs: it needs a training loader with a length")):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "optim.schedule 'step' counts epochs: it needs a training loader with a length") + "$"):
         lr_factor(0, optim, 1.0, 100, None)
-    with pytest.raises(ValueError, match=re.escape(
-            "optim.warmup_epochs needs a training loader with a length: use optim.warmup_steps")):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "optim.warmup_epochs needs a training loader with a length: use optim.warmup_steps") + "$"):
         lr_factor(0, Optim(warmup_epochs=1.0), 1.0, 100, None)
 
 
@@ -201,3 +201,40 @@ def test_configure_optim_warns_once_when_only_time_bounds_a_decay(schedule):
         warnings.simplefilter("error")
         configure_optim(types.SimpleNamespace(trainer=_trainer(total=100)), _groups(), optim)  # a last step: quiet
         configure_optim(module, _groups(), Optim(schedule="constant"))  # nothing decays: quiet
+
+
+def test_batch_scaling_needs_a_datamodule_with_an_int_batch_size():
+    for datamodule in (types.SimpleNamespace(), types.SimpleNamespace(batch_size=None), None):
+        trainer = _trainer()
+        trainer.datamodule = datamodule
+        with pytest.raises(ValueError, match="^" + re.escape(
+                "Scaling the learning rate by the batch size needs a DataModule with an int `batch_size`; use one, "
+                "or set model.init_args.optim.scale_lr_by_batch: false.") + "$"):
+            configure_optim(types.SimpleNamespace(trainer=trainer), _groups(), Optim(scale_lr_by_batch=True))
+
+
+def test_a_resumed_schedule_keeps_the_configured_peaks_at_the_saved_step():
+    """Resuming with another optim.lr: the schedule restores its step but every group keeps its new peak."""
+
+    def half_per_step(step):
+        return 0.5**step
+
+    old = torch.optim.SGD(_groups(), lr=0.7)  # peaks 0.3 and 0.7
+    schedule = Schedule(old, [half_per_step, half_per_step])
+    for _ in range(3):
+        old.step()
+        schedule.step()
+    new_groups = _groups()
+    new_groups[0]["lr"] = 0.03
+    new = torch.optim.SGD(new_groups, lr=0.07)  # peaks 0.03 and 0.07
+    resumed = Schedule(new, [half_per_step, half_per_step])
+    new.load_state_dict(old.state_dict())  # Lightning restores the optimiser first: the old peaks come back
+    assert [g["initial_lr"] for g in new.param_groups] == [0.3, 0.7]
+    resumed.load_state_dict(schedule.state_dict())
+    assert resumed.last_epoch == 3
+    assert resumed.base_lrs == [0.03, 0.07]
+    assert [g["initial_lr"] for g in new.param_groups] == [0.03, 0.07]
+    assert [g["lr"] for g in new.param_groups] == pytest.approx([0.03 / 8, 0.07 / 8])
+    assert resumed.get_last_lr() == pytest.approx([0.03 / 8, 0.07 / 8])
+    resumed.step()
+    assert [g["lr"] for g in new.param_groups] == pytest.approx([0.03 / 16, 0.07 / 16])
