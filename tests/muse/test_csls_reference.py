@@ -268,3 +268,31 @@ def test_messages_name_the_choices_and_the_fix(monkeypatch):
         topk_similarity(src, tgt, 3, backend="faiss")
     assert str(err.value) == ("backend='faiss' was asked for but faiss is not installed; install faiss-cpu (or "
                               "faiss-gpu) or use backend='torch', which needs nothing more")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device: CUDA")
+def test_queries_on_the_cpu_and_keys_on_the_gpu(fake_faiss, monkeypatch):
+    """Every tensor is moved where it is used: queries, query ids and query biases on the CPU, keys and key biases on
+    the GPU (and, through faiss, queries on the GPU); results on the queries' device, equal to the CPU ones."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)  # full float32 products, as on the CPU
+    src, tgt = spaces()
+    g = torch.Generator().manual_seed(4)
+    qb, kb = torch.rand(30, generator=g), torch.rand(25, generator=g)
+    ids = torch.tensor([3, 0, 17])
+    want_values, want_indices = topk_similarity(src, tgt, 4, query_bias=qb, key_bias=kb, scale=2.0, chunk_size=7)
+    values, indices = topk_similarity(src, tgt.cuda(), 4, query_bias=qb, key_bias=kb, scale=2.0, chunk_size=7)
+    assert values.device.type == indices.device.type == "cpu"
+    torch.testing.assert_close(values, want_values)
+    assert torch.equal(indices, want_indices)
+    want_r = mutual_mean_topk_similarity(src, tgt, 4, chunk_size=7)
+    r_src, r_tgt = mutual_mean_topk_similarity(src, tgt.cuda(), 4, chunk_size=7)
+    torch.testing.assert_close((r_src, r_tgt.cpu()), want_r)
+    want_csls = csls_topk(src, tgt, 3, knn=4, query_ids=ids, chunk_size=7)
+    got_csls = csls_topk(src, tgt.cuda(), 3, knn=4, query_ids=ids.cuda(), chunk_size=7)
+    torch.testing.assert_close(got_csls[0], want_csls[0])
+    assert torch.equal(got_csls[1], want_csls[1])
+    values, indices = topk_similarity(src.cuda(), tgt.cuda(), 4, query_bias=qb, key_bias=kb, scale=2.0,
+                                      backend="faiss")
+    assert values.device.type == indices.device.type == "cuda"
+    torch.testing.assert_close(values.cpu(), want_values, rtol=0, atol=1e-5)
+    assert torch.equal(indices.cpu(), want_indices)

@@ -160,3 +160,15 @@ def test_feature_bank_drops_both_samplers_paddings_and_uses_its_temperature():
     fb_cold.add(1, bank[[0, 2, 4]], bank_y[[0, 2, 4]])
     cold = fb_cold.score(_Ranks(others), ks=(3,), temperature=0.1, totals=(3, 5))
     assert float(cold[3]) == pytest.approx(1 / 3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device: CUDA")
+def test_the_probe_on_gpu_features_equals_the_cpu_probe():
+    g = torch.Generator().manual_seed(6)
+    centres = torch.randn(3, 4, generator=g) * 2
+    train_y, test_y = torch.randint(0, 3, (60,), generator=g), torch.randint(0, 3, (30,), generator=g)
+    train_x = centres[train_y] + torch.randn(60, 4, generator=g)
+    test_x = centres[test_y] + torch.randn(30, 4, generator=g)
+    cpu = linear_probe_accuracy(train_x, train_y, test_x, test_y, 3, steps=50)
+    gpu = linear_probe_accuracy(train_x.cuda(), train_y.cuda(), test_x.cuda(), test_y.cuda(), 3, steps=50)
+    assert gpu == pytest.approx(cpu, abs=2 / 30)  # the same probe up to GPU rounding on 30 test points
