@@ -5,9 +5,10 @@ The modules and the tests that must catch their mutants are listed once, in ``py
 script stages a folder ``.mutmut/<module>/`` (a copy of ``lit_digest/``, a link to ``tests/``, and a
 ``pyproject.toml`` whose ``[tool.mutmut]`` mutates that module only and selects those tests, ``-m "not slow"``),
 runs ``mutmut run`` there on one core, and prints the module's catch rate and its surviving mutants (with
-their diffs under ``--diffs``). Survivors that ``docs/developing.md`` names as equivalent (a mutant that cannot
-change a result) are marked so; any other survivor wants a test. ``docs/developing.md`` ("Mutation testing")
-says how to read it.
+their diffs under ``--diffs``). Survivors that ``docs/developing.md`` names are marked so: equivalent ones (a
+mutant that cannot change a result), device mutants that only a run with a GPU can catch (excused on a machine
+without one only), and those mutmut's own wrapper hides; any other survivor wants a test. ``docs/developing.md``
+("Mutation testing") says how to read it.
 
 mutmut leaves decorated functions alone, and most of our numeric functions are ``@torch.no_grad()``: in the staged
 copy of the module each such decorator becomes a ``with torch.no_grad():`` around the body (the same
@@ -136,6 +137,35 @@ def show(module: str, name: str) -> str:
     return "\n".join("        " + line for line in proc.stdout.strip().splitlines()[1:])
 
 
+# docs/developing.md's tables of survivors, by the line that opens each: what a survivor listed there is called
+NAMED = {
+    "Equivalent mutants": "equivalent (docs/developing.md)",
+    "Survivors only a GPU run can catch": "needs a second device (docs/developing.md)",
+    "Survivors that mutmut itself hides": "hidden by mutmut's wrapper (docs/developing.md)",
+}
+
+
+def named_survivors(docs: str, gpu: bool) -> dict[str, str]:
+    """``{mutant: why it survives}`` for the mutants named in the docs' three tables: equivalent ones, device
+    mutants (a tensor left on another device: only a run with a GPU can catch them, so on a GPU machine they are
+    not excused) and those mutmut's own trampoline hides (a warning's ``stacklevel``). A table runs from its opening
+    line to the next heading."""
+    named, kind = {}, None
+    for line in docs.splitlines():
+        if line.startswith("#"):
+            kind = None
+        kind = next((why for opening, why in NAMED.items() if line.startswith(opening)), kind)
+        if kind and not (gpu and "second device" in kind):
+            named.update(dict.fromkeys(re.findall(r"`([\w.]+__mutmut_\d+)`", line), kind))
+    return named
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help="a subset of the listed modules (default: all)")
@@ -148,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"mutate: {unknown} not listed in pyproject.toml [tool.lit_digest.mutate]", file=sys.stderr)
         return 2
-    equivalent = set(re.findall(r"`([\w.]+__mutmut_\d+)`", DOCS.read_text()))
+    named = named_survivors(DOCS.read_text(), gpu=_has_cuda())
     STAGE.mkdir(exist_ok=True)
     failed, summary = False, []
     with open(STAGE / "mutate.log", "w") as log:
@@ -159,17 +189,16 @@ def main(argv: list[str] | None = None) -> int:
             rate = caught / total if total else 1.0
             survivors = sorted((n for n, s in statuses.items() if s not in CAUGHT),
                                key=lambda n: (n.rsplit("__mutmut_", 1)[0], int(n.rsplit("_", 1)[1])))
-            unexplained = [n for n in survivors if n not in equivalent]
+            unexplained = [n for n in survivors if n not in named]
             failed |= rate < args.min_rate or bool(unexplained)
             summary.append((module, caught, total, rate, len(survivors) - len(unexplained), len(unexplained),
                             seconds))
             print(f"\n{module}: caught {caught} / {total} mutants ({rate:.1%}) in {seconds:.0f} s", flush=True)
             for name in survivors:
-                mark = "equivalent (docs/developing.md)" if name in equivalent else statuses[name]
-                print(f"    {name}: {mark}")
-                if args.diffs and name not in equivalent:
+                print(f"    {name}: {named.get(name, statuses[name])}")
+                if args.diffs and name not in named:
                     print(show(module, name))
-    print("\n| module | caught | mutants | catch rate | named equivalent | unexplained survivors | seconds |")
+    print("\n| module | caught | mutants | catch rate | named in the docs | unexplained survivors | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for module, caught, total, rate, named, unexplained, seconds in summary:
         print(f"| {module} | {caught} | {total} | {rate:.1%} | {named} | {unexplained} | {seconds:.0f} |")
