@@ -83,6 +83,24 @@ def test_shuffles_stay_within_groups_and_mixed_styles_come_from_both_sources():
     assert mixed.shape == (64, 2) and 10 < mixed[:, 0].sum() < 54
 
 
+def test_shuffles_and_mixed_styles_draw_from_the_generator_they_are_given():
+    # the same seeded generator gives the same rows whatever the global RNG holds: the draws come from it alone
+    x, groups = torch.randn(24, 3), torch.arange(24) // 8
+
+    def draws(global_seed):
+        torch.manual_seed(global_seed)
+        return (shuffle_within_groups(x, generator=torch.Generator().manual_seed(0)),
+                shuffle_within_groups(x, groups, torch.Generator().manual_seed(0)),
+                mix_styles(x, -x, torch.Generator().manual_seed(0)))
+
+    for first, second in zip(draws(1), draws(2)):
+        assert torch.equal(first, second)
+    # a plain reference: the generator's own permutation of all rows, and of the 2B stacked codes
+    every, stacked = (torch.randperm(n, generator=torch.Generator().manual_seed(0)) for n in (24, 48))
+    assert torch.equal(draws(3)[0], x[every])
+    assert torch.equal(draws(3)[2], torch.cat([x, -x])[stacked[:24]])
+
+
 # -- data --------------------------------------------------------------------------------------------------------
 def test_views_without_augmentation_are_the_images_and_a_flip_is_a_flip():
     g = torch.Generator().manual_seed(0)
