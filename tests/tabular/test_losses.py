@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from lit_digest.tabular.data import TableBatch, TableSchema
 from lit_digest.tabular.saint import SAINTPretrain, cutmix_rows, denoising_losses, info_nce, mixup_embeddings
+from lit_digest.tabular.saint.losses import pretraining_loss
 
 
 def test_info_nce_equals_a_per_sample_loop():
@@ -24,6 +25,19 @@ def test_info_nce_equals_a_per_sample_loop():
     assert info_nce(z1, z1 * 3, t) < info_nce(z1, z2, t)
 
 
+def test_info_nce_defaults_to_the_official_temperature_and_stays_on_its_device():
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    total = 0.0
+    for a, b in ((z1, z2), (z2, z1)):
+        for i in range(5):
+            scores = [float(a[i] @ b[k]) / 0.7 for k in range(5)]  # official nce_temp 0.7
+            total += -scores[i] + math.log(sum(math.exp(s) for s in scores))
+    assert abs(float(info_nce(z1, z2)) - total / 10) < 1e-5
+    # the targets are made on the inputs' device (a CPU target beside CUDA or meta logits is an error)
+    assert info_nce(z1.to("meta"), z2.to("meta")).device.type == "meta"
+
+
 def test_denoising_losses_equal_a_per_sample_loop():
     g = torch.Generator().manual_seed(1)
     cards = [3, 5]
@@ -37,6 +51,19 @@ def test_denoising_losses_equal_a_per_sample_loop():
     naive_cont = sum((pred[i, j] - x_cont[i, j]) ** 2 for i, j in cells) / len(cells)
     torch.testing.assert_close(cat, naive_cat)
     torch.testing.assert_close(cont, naive_cont)
+
+
+def test_denoising_losses_of_a_table_without_categories_and_of_one_observed_cell():
+    pred, x_cont = torch.tensor([[1.0, 5.0], [2.0, 7.0]]), torch.tensor([[4.0, 0.0], [0.0, 0.0]])
+    one = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # only cell (0, 0) observed: (1 - 4)^2 over 1 cell
+    cat, cont = denoising_losses([], pred, torch.zeros(2, 0, dtype=torch.long), x_cont, one)
+    assert torch.is_tensor(cat) and cat.item() == 0.0  # a tensor even with no categorical column
+    assert cont.item() == 9.0
+
+
+def test_pretraining_loss_defaults_are_the_official_weights():
+    # lam0 0.5, lam2 1, lam3 10 (official train.py): 0.5 * 1 + 1 * 10 + 10 * 100
+    assert pretraining_loss(torch.tensor(1.0), torch.tensor(10.0), torch.tensor(100.0)).item() == 1010.5
 
 
 def test_cutmix_takes_each_cell_from_the_row_or_its_partner():
