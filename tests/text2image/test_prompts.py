@@ -21,11 +21,15 @@ PARSED = [
     ("away:-0.5:-0.9", [("away", -0.5, -0.9)]),
     ("1e-1 things:1e-1", [("1e-1 things", 0.1, -INF)]),
     ("a|b:3", [("a", 1.0, -INF), ("b", 3.0, -INF)]),
+    ("a:2:-inf", [("a", 2.0, -INF)]),  # the stop's default written out
 ]
 BAD = [
     ("", "empty"), ("   ", "empty"), ("|", "empty"), ("a | ", "empty part"), ("a:b", "is not a number"),
     ("a:0.5:x", "is not a number"), ("time: 5pm", "is not a number"), (":0.5", "no text"),
     ("a:0", "weight of 0"), ("a:inf", "finite"), ("a:nan", "finite"), ("x:1:2:3", "3 colons"),
+    ("a:0.5:x", "the stop 'x' is not a number; write 'text', 'text:weight' or 'text:weight:stop'"),
+    ("a:b:0.5", "the weight 'b' is not a number"), ("a:-inf", "the weight must be finite"),
+    ("a:1:inf", "the stop must be finite"), ("a:1:nan", "the stop must be finite"),
 ]
 
 

@@ -58,10 +58,6 @@ def parse_prompt(prompt: str) -> Prompt:
         raise ValueError(f"prompt {prompt!r} has {prompt.count(':')} colons; write 'text', 'text:weight' or "
                          "'text:weight:stop' (a weight or a stop that is not a number, or a colon in the text)")
     text = parts[0].strip()
-    if len(parts) > 1 and not _is_number(parts[-1]):
-        raise ValueError(f"prompt {prompt!r}: the weight {parts[-1].strip()!r} is not a number; write 'text', "
-                         "'text:weight' or 'text:weight:stop' (e.g. 'a red circle:0.5', 'text:-1'), "
-                         "without other colons")
     weight = _number(parts[1], "the weight", prompt) if len(parts) > 1 else 1.0
     stop = _number(parts[2], "the stop", prompt) if len(parts) > 2 else -math.inf
     if not text:
@@ -69,14 +65,6 @@ def parse_prompt(prompt: str) -> Prompt:
     if weight == 0:
         raise ValueError(f"prompt {prompt!r}: a weight of 0 does nothing; leave the prompt out or give it a weight")
     return Prompt(text, weight, stop)
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def parse_prompts(prompts: str) -> list[Prompt]:
