@@ -189,3 +189,12 @@ def test_layer_norm_eps_position_ids_and_the_defaults_reach_the_layers():
     wide = GPTJ(GPTJConfig(vocab_size=11, n_positions=8, d_model=256, n_layer=4, n_head=2, rotary_dim=2))
     std = 2 / 4 / 256**0.5  # fc_out: init_scale 2 / layers, as out_proj
     assert math.isclose(float(wide.h[0].mlp.fc_out.weight.std()), std, rel_tol=0.05)
+
+
+def test_the_rotation_keeps_a_low_precision_input_s_dtype():
+    sin, cos = rotary_angles(torch.tensor([[1, 4]]), 4)  # float32
+    x = torch.randn(1, 2, 3, 4, dtype=torch.float64)
+    for dtype in (torch.bfloat16, torch.float16):
+        got = apply_rotary(x.to(dtype), sin, cos)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.double(), apply_rotary(x, sin, cos), atol=0.05, rtol=0.05)
