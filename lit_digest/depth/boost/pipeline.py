@@ -117,7 +117,7 @@ def _dilate(mask: torch.Tensor, k: int) -> torch.Tensor:
     """OpenCV's ``dilate`` with a ``k x k`` box (window ``[x - k//2, x + (k-1)//2]``)."""
     if k <= 1:
         return mask
-    return F.max_pool2d(F.pad(mask, ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2)), k, 1)
+    return F.max_pool2d(F.pad(mask, (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2)), k, 1)
 
 
 @torch.no_grad()
