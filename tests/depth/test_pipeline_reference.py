@@ -95,15 +95,30 @@ def _naive_blend_mask(h: int, w: int) -> torch.Tensor:
     return torch.tensor([[(v - lo) / max(hi - lo, 1e-12) for v in row] for row in mask])
 
 
-@pytest.mark.parametrize("h, w", [(40, 56), (48, 20), (10, 7), (2, 9), (9, 2), (1, 5), (5, 1)])
+@pytest.mark.parametrize("h, w", [(40, 56), (48, 20), (24, 30), (10, 7), (2, 9), (9, 2), (1, 5), (5, 1)])
 def test_blend_mask_equals_a_plain_separable_gaussian_blur(h, w):
     got = blend_mask(h, w)
     assert got.shape == (1, 1, h, w)
     torch.testing.assert_close(got[0, 0], _naive_blend_mask(h, w), atol=1e-5, rtol=1e-4)
 
 
-def test_blend_mask_is_made_on_the_requested_device():
+def test_blend_mask_is_made_on_the_requested_device_in_float32(monkeypatch):
+    arange, devices = torch.arange, []
+
+    def spy(*args, **kwargs):
+        devices.append(kwargs.get("device"))
+        return arange(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "arange", spy)
     assert blend_mask(12, 8, device="meta").device.type == "meta"
+    assert devices == ["meta"]  # the Gaussian's taps too
+    monkeypatch.undo()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:  # mask and kernel in one dtype (before, a float64 default made a float64 mask for a float32 kernel)
+        assert blend_mask(12, 8).dtype == torch.float32
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def test_merge_estimates_maps_to_and_from_minus_one_one():
@@ -260,10 +275,26 @@ def _naive_patches(image: torch.Tensor, rf: int, factor: float) -> list[tuple[in
     return sorted(patches, key=lambda p: p[2], reverse=True)
 
 
-@pytest.mark.parametrize("rf, factor", [(16, 1.0), (16, 0.4), (12, 0.25)])
-def test_select_patches_equals_a_plain_loop(rf, factor):
+@pytest.mark.parametrize("rf, factor, left", [(16, 1.0, 30), (16, 0.4, 30), (12, 0.25, 30), (16, 0.4, 0),
+                                              (12, 0.25, 0)])
+def test_select_patches_equals_a_plain_loop(rf, factor, left):
     torch.manual_seed(7)
     image = torch.full((1, 3, 80, 96), 0.4)
-    image[..., 20:70, 30:90] = 0.4 + 0.6 * torch.rand(1, 3, 50, 60) * torch.linspace(0, 1, 60)
+    image[..., 20:70, left: left + 60] = 0.4 + 0.6 * torch.rand(1, 3, 50, 60) * torch.linspace(1, 0.5, 60)
     got = select_patches(image, rf, factor)
     assert len(got) > 2 and got == _naive_patches(image, rf, factor)
+
+
+def test_boost_scales_the_target_by_section_6s_factor(monkeypatch):
+    image = torch.full((1, 3, 48, 64), 0.3)
+    image[..., 10:40, 8:60] = checkerboard(52, 2)[..., :30, :]
+    settings = BoostSettings(16, 32, max_size=400, max_resolution=1000, multiple_of=4)
+    r_x, patch_scale = resolution_search(image, settings)
+    factor = 4 * patch_scale * r_x / settings.max_size
+    assert 0.3 < factor < 0.7  # neither bound applies
+    seen = []
+    monkeypatch.setattr(pipeline, "select_patches", lambda big, rf, f=1.0: seen.append((big.shape, f)) or [])
+    out = boost(Gray(), Pick(1), image, settings)
+    target = 2 * r_x / factor
+    assert out["target"] == (round(target * 48 / 64), round(target))
+    assert seen == [((1, 3, *out["target"]), pytest.approx(factor))]
