@@ -102,6 +102,11 @@ def test_blend_mask_equals_a_plain_separable_gaussian_blur(h, w):
     torch.testing.assert_close(got[0, 0], _naive_blend_mask(h, w), atol=1e-5, rtol=1e-4)
 
 
+def test_blend_mask_blurs_a_two_row_mask_beyond_its_margin():
+    mask = blend_mask(2, 40)[0, 0]  # sigma 1/8: the row blur's taps at +-1 weigh exp(-32)
+    assert mask[0, 4] == 0 and 0 < mask[0, 5] < 1e-12 and mask[0, 6] == 1
+
+
 def test_blend_mask_is_made_on_the_requested_device_in_float32(monkeypatch):
     arange, devices = torch.arange, []
 
@@ -163,6 +168,8 @@ def test_estimate_feeds_the_estimator_an_image_clamped_to_zero_one():
     seen = []
     gray.register_forward_hook(lambda module, args, out: seen.append(args[0]))
     estimate(gray, image, 32, multiple_of=4)
+    estimate(gray, torch.rand(1, 3, 50, 80), 64)  # sides rounded to the default multiple, 32
+    assert gray.sizes[-1] == (32, 64)
     raw = F.interpolate(image, size=(32, 32), mode="bicubic", align_corners=False)
     assert raw.min() < -0.05 and raw.max() > 1.05
     torch.testing.assert_close(seen[0], raw.clamp(0, 1))
@@ -281,7 +288,7 @@ def test_select_patches_equals_a_plain_loop(rf, factor, left):
     torch.manual_seed(7)
     image = torch.full((1, 3, 80, 96), 0.4)
     image[..., 20:70, left: left + 60] = 0.4 + 0.6 * torch.rand(1, 3, 50, 60) * torch.linspace(1, 0.5, 60)
-    got = select_patches(image, rf, factor)
+    got = select_patches(image, rf, factor) if factor != 1.0 else select_patches(image, rf)  # 1: the default
     assert len(got) > 2 and got == _naive_patches(image, rf, factor)
 
 
