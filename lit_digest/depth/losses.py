@@ -32,7 +32,8 @@ def ssi_trimmed_mae(pred: torch.Tensor, target: torch.Tensor, trim: float = 0.2)
 
 def gradient_matching_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 4) -> torch.Tensor:
     """Multi-scale gradient matching of the normalised maps (1907.01341 eq. 11): ``R = pred^ - target^``,
-    ``mean(|dR/dx| + |dR/dy|)`` summed over ``scales`` levels, each half the resolution of the last."""
+    ``mean(|dR/dx| + |dR/dy|)`` summed over ``scales`` levels, each half the resolution of the last.
+    ``pred``, ``target``: (B, 1, H, W)."""
     residual = ssi_normalize(pred) - ssi_normalize(target)  # (B, 1, H, W)
     total = residual.new_zeros(())
     for level in range(scales):

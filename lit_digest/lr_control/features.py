@@ -68,6 +68,11 @@ def cdf_feature(history: Sequence[float], value: float, decay: float) -> float:
     return below / total
 
 
+def _ratio(a: float, b: float) -> float:
+    """``a / b``, NaN where ``b`` is 0 (a loss that reached exactly 0), which ``squashed_log`` reads as missing."""
+    return a / b if b != 0 else math.nan
+
+
 def _cos(dot: float, norm_a: float, norm_b: float) -> float:
     return dot / (norm_a * norm_b) if norm_a > 0 and norm_b > 0 else 0.0
 
@@ -183,6 +188,8 @@ class RunStatistics:
         fresh = bool(val_fresh and val_loss is not None and math.isfinite(val_loss))
         previous_val = self.val_losses[-1] if self.val_losses else float("nan")
         val = val_loss if fresh else float("nan")
+        log_val = math.log(val) if val > 0 else float("nan")  # a loss (or 1 - accuracy) of 0: no log
+        hist_val = [math.log(x) for x in self.val_losses if x > 0]
 
         def mean(key: str) -> float:
             values = self._sampled[key]
@@ -197,15 +204,14 @@ class RunStatistics:
 
         values = [
             progress,
-            squashed_log(train / previous_train, width=0.5) if self.train_losses else 0.0,
-            squashed_log(train / start_train, width=1.0) if self.train_losses else 0.0,
+            squashed_log(_ratio(train, previous_train), width=0.5) if self.train_losses else 0.0,
+            squashed_log(_ratio(train, start_train), width=1.0) if self.train_losses else 0.0,
             *[cdf_feature(hist_train, log_train, d) for d in CDF_DECAYS],
             0.0 if math.isfinite(train) else 1.0,
             1.0 if fresh else 0.0,
-            squashed_log(val / previous_val, width=0.5) if fresh and self.val_losses else 0.0,
-            squashed_log(val / train, width=0.5) if fresh else 0.0,
-            *[cdf_feature([math.log(v) for v in self.val_losses], math.log(val), d) if fresh else 0.5
-              for d in CDF_DECAYS],
+            squashed_log(_ratio(val, previous_val), width=0.5) if fresh and self.val_losses else 0.0,
+            squashed_log(_ratio(val, train), width=0.5) if fresh else 0.0,
+            *[cdf_feature(hist_val, log_val, d) for d in CDF_DECAYS],
             squashed_log(update, center=-3.0, width=2.0),
             cdf_feature(self.update_ratios, log_update, 0.8),
             zero_nan(mean("cgw")), zero_nan(mean("cgm")), zero_nan(mean("cgu")),

@@ -117,7 +117,7 @@ def _dilate(mask: torch.Tensor, k: int) -> torch.Tensor:
     """OpenCV's ``dilate`` with a ``k x k`` box (window ``[x - k//2, x + (k-1)//2]``)."""
     if k <= 1:
         return mask
-    return F.max_pool2d(F.pad(mask, ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2)), k, 1)
+    return F.max_pool2d(F.pad(mask, (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2)), k, 1)
 
 
 @torch.no_grad()
@@ -206,7 +206,7 @@ def select_patches(image: torch.Tensor, receptive_field: int, factor: float = 1.
 
 def blend_mask(h: int, w: int, device=None) -> torch.Tensor:
     """``generatemask``: ones inside a 15% margin, blurred by a Gaussian of sigma ``h / 16``, scaled to [0, 1]."""
-    mask = torch.zeros(1, 1, h, w, device=device)
+    mask = torch.zeros(1, 1, h, w, dtype=torch.float32, device=device)  # the kernel's dtype, whatever the default
     mask[..., int(0.15 * h): h - int(0.15 * h), int(0.15 * w): w - int(0.15 * w)] = 1
     sigma = max(h / 16, 1e-3)
     radius = int(math.ceil(2 * max(int(h / 16), 1)))
