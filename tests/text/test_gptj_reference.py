@@ -5,6 +5,7 @@ checkpointing."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -198,3 +199,89 @@ def test_the_rotation_keeps_a_low_precision_input_s_dtype():
         got = apply_rotary(x.to(dtype), sin, cos)
         assert got.dtype == dtype
         torch.testing.assert_close(got.double(), apply_rotary(x, sin, cos), atol=0.05, rtol=0.05)
+
+
+def test_rotary_angles_are_float32_whatever_the_default_dtype():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        sin, cos = rotary_angles(torch.tensor([[0, 3, 1000]]), 6)
+    finally:
+        torch.set_default_dtype(previous)
+    assert sin.dtype == cos.dtype == torch.float32
+
+
+@pytest.mark.parametrize("block", ["parallel", "sequential"])
+def test_left_padding_and_a_cache_give_the_unpadded_uncached_logits(block):
+    torch.manual_seed(0)
+    model = GPTJ(GPTJConfig(**TINY, block=block)).eval()
+    tokens = torch.randint(0, 11, (2, 6))
+    with torch.no_grad():
+        full = model(tokens)  # (2, 6, V), no padding, no cache
+        # row 0 left-padded by 2 arbitrary tokens, positions counting real tokens only
+        padded = torch.stack([torch.cat([torch.tensor([7, 3]), tokens[0, :4]]), tokens[1]])
+        mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+        positions = (mask.cumsum(1) - 1).clamp_min(0)
+        got = model(padded, attention_mask=mask, position_ids=positions)
+        torch.testing.assert_close(got[0, 2:], model(tokens[:1, :4])[0])
+        torch.testing.assert_close(got[1], full[1])
+        # the first 4 tokens, then 2 more through the cache (with and without a padding mask)
+        cache = KVCache(2)
+        model(tokens[:, :4], cache)
+        assert cache.length == 4
+        torch.testing.assert_close(model(tokens[:, 4:], cache), full[:, 4:])
+        assert cache.length == 6
+        cache = KVCache(2)
+        model(padded[:, :4], cache, attention_mask=mask[:, :4], position_ids=positions[:, :4])
+        later = model(padded[:, 4:], cache, attention_mask=mask, position_ids=positions[:, 4:])
+        torch.testing.assert_close(later, got[:, 4:])
+
+
+def _block_calls(model: GPTJ, run) -> int:
+    calls = []
+    hooks = [b.register_forward_pre_hook(lambda *_: calls.append(1)) for b in model.h]
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return len(calls)
+
+
+def test_checkpointing_recomputes_only_when_asked_in_training_and_keeps_mask_cache_and_gradients():
+    torch.manual_seed(0)
+    model = GPTJ(GPTJConfig(**TINY))
+    model.h[0].mlp.fc_out.bias.data.normal_()  # away from the zero init, so that every path carries a gradient
+    tokens = torch.randint(0, 11, (2, 5))
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    params = list(model.parameters())
+
+    def loss_and_grads(cache=None):
+        out = model(tokens, cache, attention_mask=mask)
+        return out, torch.autograd.grad(out.square().sum(), params)  # a reentrant checkpoint refuses autograd.grad
+
+    def backward():
+        model(tokens, attention_mask=mask).sum().backward()
+
+    # each block runs once per step, twice (forward and recomputation) only with checkpointing in training
+    for checkpointing, training, calls in ((False, True, 2), (True, False, 2), (True, True, 4)):
+        model.activation_checkpointing = checkpointing
+        model.train(training)
+        assert _block_calls(model, backward) == calls, (checkpointing, training)
+    model.train()
+    model.activation_checkpointing = False
+    want, want_grads = loss_and_grads()
+    model.activation_checkpointing = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. checkpoint's warning without an explicit use_reentrant
+        got, grads = loss_and_grads()
+        torch.testing.assert_close(got, want)  # the padding mask reaches the checkpointed blocks
+        for g, w in zip(grads, want_grads):
+            torch.testing.assert_close(g, w)
+        # with a cache: filled once, the same outputs and gradients (the recomputation used to append again)
+        cache = KVCache(2)
+        got, grads = loss_and_grads(cache)
+    assert cache.length == 5 and all(k.shape[2] == 5 for k in cache.keys)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w)

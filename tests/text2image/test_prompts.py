@@ -116,3 +116,27 @@ def test_cutouts_depend_on_each_images_own_generator():
     assert not torch.allclose(batch[:4], batch[4:8])
     whole = MakeCutouts(32, 2, cut_pow=0.0, augment=None)(images, [torch.Generator().manual_seed(0)] * 3)
     torch.testing.assert_close(whole[0], images[0])  # cut_pow 0 without augmentations: the image itself
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_float32_stop_acts_at_the_distance_s_precision(dtype):
+    # half-precision features, embeddings and weights give half-precision distances; a float32 stop a hair above
+    # or below a distance rounds to that distance, and must act as the rounded stop (a tie: half the gradient),
+    # not as the float32 value (no gradient above, the whole gradient below)
+    g = torch.Generator().manual_seed(0)
+    features, embeds = torch.randn(1, 3, 8, generator=g).to(dtype), torch.randn(1, 1, 8, generator=g).to(dtype)
+    weights = torch.ones(1, 1, dtype=dtype)
+    distance = spherical_distance(features, embeds)[0, 1, 0].float()  # cutout 1's distance, exact in float32
+
+    def grad(stop):
+        x = features.clone().requires_grad_(True)
+        prompt_loss(x, embeds, weights, torch.tensor([[float(stop)]])).sum().backward()
+        return x.grad
+
+    tie = grad(distance)
+    assert tie[0, 1].abs().sum() > 0 and torch.equal(tie[0, 0], grad(-INF)[0, 0])  # the tie passes half
+    torch.testing.assert_close(2 * tie[0, 1], grad(-INF)[0, 1], rtol=1e-2, atol=1e-3)
+    for towards in (INF, -INF):
+        near = torch.nextafter(distance, torch.tensor(towards))
+        assert near != distance and near.to(dtype) == distance.to(dtype)
+        assert torch.equal(grad(near), tie)

@@ -258,7 +258,8 @@ class GPTJ(nn.Module):
     extended in place with the new tokens' keys and values, and positions continue from its length. Batches of
     prompts of different lengths are left-padded with ``attention_mask`` (``(B, T_past + T)``, 1 for real tokens)
     and ``position_ids`` counting real tokens only (``generate`` does both). ``activation_checkpointing = True``
-    recomputes each block in the backward pass instead of keeping its activations.
+    recomputes each block in the backward pass instead of keeping its activations (in training, without a cache:
+    the recomputation would extend the cache again).
     """
 
     def __init__(self, config: GPTJConfig) -> None:
@@ -288,8 +289,9 @@ class GPTJ(nn.Module):
         mask = causal_mask(T, past, attention_mask, tokens.device)  # (B or 1, 1, T, past + T) or None
         x = self.drop(self.wte(tokens))  # (B, T, D)
         for block in self.h:
-            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, sin, cos, mask, cache, use_reentrant=False)
+            # with a cache the recomputation in the backward pass would append the keys a second time: no checkpoint
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled() and cache is None:
+                x = checkpoint(block, x, sin, cos, mask, None, use_reentrant=False)
             else:
                 x = block(x, sin, cos, mask, cache)
         return self.ln_f(x)
