@@ -57,8 +57,7 @@ def measure(config: str, mode: str, device: str, batch: int, steps: int, warmup:
     trainer = Trainer(accelerator=device, devices=1, max_steps=steps + warmup, precision=precision, logger=False,
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       limit_val_batches=0, callbacks=[timer])
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    if device == "cuda":  # StepTimer resets CUDA's peak memory when the timed steps start
         model = model.to(memory_format=torch.channels_last)
     trainer.fit(model, dm)
     seconds = timer.end - timer.start
