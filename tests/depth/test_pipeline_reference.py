@@ -282,14 +282,44 @@ def _naive_patches(image: torch.Tensor, rf: int, factor: float) -> list[tuple[in
     return sorted(patches, key=lambda p: p[2], reverse=True)
 
 
-@pytest.mark.parametrize("rf, factor, left", [(16, 1.0, 30), (16, 0.4, 30), (12, 0.25, 30), (16, 0.4, 0),
-                                              (12, 0.25, 0)])
+@pytest.mark.parametrize("rf, factor, left", [(16, 1.0, 30), (24, 1.0, 30), (16, 0.4, 30), (12, 0.25, 30),
+                                              (16, 0.4, 0), (12, 0.25, 0)])
 def test_select_patches_equals_a_plain_loop(rf, factor, left):
     torch.manual_seed(7)
     image = torch.full((1, 3, 80, 96), 0.4)
     image[..., 20:70, left: left + 60] = 0.4 + 0.6 * torch.rand(1, 3, 50, 60) * torch.linspace(1, 0.5, 60)
     got = select_patches(image, rf, factor) if factor != 1.0 else select_patches(image, rf)  # 1: the default
-    assert len(got) > 2 and got == _naive_patches(image, rf, factor)
+    assert len(got) > 2 and got == _naive_patches(image, rf, factor)  # RF 24: the default's step 2 (factor 2: 1)
+
+
+def _with_gradient(monkeypatch, grad: torch.Tensor) -> torch.Tensor:
+    """An image whose Sobel magnitude is ``grad`` (H, W): ties at each threshold, exact whatever the rounding."""
+    monkeypatch.setattr(pipeline, "_sobel", lambda gray: grad.view(1, 1, *grad.shape))
+    return torch.zeros(1, 3, *grad.shape)
+
+
+def test_edge_map_counts_a_gradient_at_exactly_40_percent_of_the_range(monkeypatch):
+    grad = torch.tensor([[0.0, 0.4, 1.0, 0.3]])  # lo 0, hi 1: the threshold is the stored 0.4 itself
+    assert edge_map(_with_gradient(monkeypatch, grad)).flatten().tolist() == [0, 1, 1, 0]  # ``grad >= middle``
+
+
+def test_select_patches_breaks_each_tie_as_the_official_code(monkeypatch):
+    # a uniform texture: every tile exactly as dense as the image is kept (``cgf >= gf``) and grown while the
+    # grown tile stays as dense (it breaks on ``cgf < gf`` only), up to the border: all 4 x 4 tiles of the grid
+    uniform = _with_gradient(monkeypatch, torch.ones(40, 40))
+    patches = select_patches(uniform, 8)
+    assert patches == _naive_patches(uniform, 8, 1.0)
+    assert len(patches) == 16 and all(max(x + w, y + h) == 39 for x, y, w, h in patches)
+    # every positive gradient equal to their mean: none is zeroed (``whole_grad[whole_grad < threshold] = 0``), so
+    # the tiles on the edge column are kept and those off it are flat
+    edge = torch.zeros(40, 40)
+    edge[:, 5] = 1.0
+    patches = select_patches(_with_gradient(monkeypatch, edge), 8)
+    assert patches and all(x <= 5 < x + w for x, _, w, _ in patches)
+    # a gradient at the noise floor 1e-6 itself is noise (the official ``> 0`` reads float noise as detail)
+    floor = torch.zeros(40, 40, dtype=torch.float64)
+    floor[:, 5] = 1e-6
+    assert select_patches(_with_gradient(monkeypatch, floor), 8) == []
 
 
 def test_boost_scales_the_target_by_section_6s_factor(monkeypatch):
