@@ -51,15 +51,17 @@ class BaselineCurve:
             return None
         from scipy.optimize import curve_fit
 
+        # fitted in the window's own units (steps / its last step, the loss's drop from its last value / the whole
+        # drop, so y runs from 1 to 0): the start and the solver's tolerances then fit a law of any loss scale alike
+        T, D = t[-1], L[0] - L[-1]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a bad fit falls back below; nothing to tell the user
-                (a, b, c), _ = curve_fit(lambda x, a, b, c: c + a * x ** (-b), t, L,
-                                         p0=(L[0] - L[-1] + 1e-6, 0.5, max(L[-1] - 1e-3, 0.0)),
-                                         bounds=([0, 1e-3, 0], [np.inf, 5, L[-1]]), maxfev=2000)
+                (a, b, c), _ = curve_fit(lambda x, a, b, c: c + a * x ** (-b), t / T, (L - L[-1]) / D,
+                                         p0=(1.0, 0.5, 0.0), bounds=([0, 1e-3, -L[-1] / D], [np.inf, 5, 0]))
         except (RuntimeError, ValueError):
             return None
-        return float(a), float(b), float(c)
+        return float(a * D * T**b), float(b), float(L[-1] + D * c)  # L = L[-1] + D (c + a (t / T)^-b)
 
     def steps_to_reach(self, loss: float) -> float:
         """Steps the baseline needs to reach ``loss``: interpolated along its best-so-far curve, extrapolated past

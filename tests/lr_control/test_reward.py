@@ -89,3 +89,39 @@ def test_the_fit_recovers_an_exact_power_law(first, count, a, b):
     curve = BaselineCurve(steps, [a * (t / first) ** -b for t in steps], initial=3.0)
     for t in (1.2 * steps[-1], 1.6 * steps[-1]):
         assert curve.steps_to_reach(a * (t / first) ** -b) == pytest.approx(t, rel=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e-4, 1e4])
+def test_the_steps_to_reach_a_loss_do_not_depend_on_the_losss_scale(scale):
+    # a log speedup is unitless: losses 1e-8 times smaller (or 1e4 times larger) need the same baseline steps.
+    # Before the fit was done in units of the window's own span, a curve at 1e-8 was never fitted (solver
+    # tolerances are absolute; every answer was the cap) and one at 1e-4 was fitted 13% short
+    steps = list(range(10, 170, 10))
+    losses = power_law(steps)
+    plain, scaled = BaselineCurve(steps, losses, 2.5), BaselineCurve(steps, [scale * x for x in losses], 2.5 * scale)
+    for loss in (losses[-1] * 0.99, losses[-1] * 0.9, power_law([200])[0], power_law([300])[0]):
+        assert scaled.steps_to_reach(scale * loss) == pytest.approx(plain.steps_to_reach(loss), rel=1e-6)
+    # nor on a floor under it: a drop of 1e-4 on a loss of 5 (an entropy the data keeps) is fitted as well
+    floored = BaselineCurve(steps, [5 + 1e-4 * x for x in losses], 5 + 2.5e-4)
+    for loss in (losses[-1] * 0.9, power_law([200])[0], power_law([300])[0]):
+        assert floored.steps_to_reach(5 + 1e-4 * loss) == pytest.approx(plain.steps_to_reach(loss), rel=1e-6)
+    assert plain.steps_to_reach(power_law([200])[0]) == pytest.approx(200, rel=1e-6)  # the law's own answer
+
+
+def test_a_run_that_improves_only_at_its_last_evaluation_is_fitted():
+    # flat, then progress at the last point: the law extrapolates it, short of the cap (twice the run, 60)
+    curve = BaselineCurve([10, 20, 30], [2.0, 2.0, 1.0], initial=2.5)
+    assert 30 < curve.steps_to_reach(0.999) < curve.steps_to_reach(0.99) < 60
+
+
+def test_the_fitted_floor_lies_between_zero_and_the_best_loss_seen():
+    steps = list(range(10, 170, 10))
+    # a fast drop to a plateau at 1.2 and a last point a little lower: the best fit's floor would sit just under
+    # the plateau (1.1998), above 1.199; the law may not predict a floor the run has already beaten, so it holds
+    # there
+    dip = BaselineCurve(steps, [1.2 + 2.0 * (t / 10) ** -3 for t in steps[:-1]] + [1.199], initial=9.0)
+    assert 1.19 < dip._fit[2] <= 1.199
+    # an exponential decay to 0 drops faster than any power law: the best fit's floor would be below 0 (-0.005),
+    # which no loss reaches
+    decay = BaselineCurve(steps, [math.exp(-t / 40) for t in steps], initial=2.0)
+    assert 0 <= decay._fit[2] < 1e-9
