@@ -58,7 +58,8 @@ class BaselineCurve:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a bad fit falls back below; nothing to tell the user
                 (a, b, c), _ = curve_fit(lambda x, a, b, c: c + a * x ** (-b), t / T, (L - L[-1]) / D,
-                                         p0=(1.0, 0.5, 0.0), bounds=([0, 1e-3, -L[-1] / D], [np.inf, 5, 0]))
+                                         p0=(1.0, 0.5, 0.0), bounds=([0, 1e-3, -L[-1] / D], [np.inf, 5, 0]),
+                                         maxfev=2000)  # a slow law (b = 0.005) needs 541; the default, 300
         except (RuntimeError, ValueError):
             return None
         return float(a * D * T**b), float(b), float(L[-1] + D * c)  # L = L[-1] + D (c + a (t / T)^-b)
@@ -71,9 +72,9 @@ class BaselineCurve:
         if loss >= self._L[0]:
             return 0.0
         if loss >= self._L[-1]:
-            i = int(np.argmax(self._L <= loss))  # first point at or below
+            i = int(np.argmax(self._L <= loss))  # first point at or below: i >= 1 and L0 > loss >= L1
             L0, L1, t0, t1 = self._L[i - 1], self._L[i], self._t[i - 1], self._t[i]
-            return float(t1 if L0 == L1 else t0 + (t1 - t0) * (L0 - loss) / (L0 - L1))
+            return float(t0 + (t1 - t0) * (L0 - loss) / (L0 - L1))
         cap = EXTRAPOLATION * self.total
         if self._fit is None:
             return cap
