@@ -32,7 +32,7 @@ bench: $(STAMP)  ## every benchmarks/*.py: speed and memory of each method (CPU,
 measured: $(STAMP)  ## re-run the README's fast measured rows and compare; list slow rows older than their code
 	OMP_NUM_THREADS=1 $(PY) -m lit_digest measured
 
-mutate: $(STAMP)  ## mutation testing of the numeric modules (pyproject.toml [tool.lit_digest.mutate]; MODULES=... for some): catch rate and survivors per module, about an hour on one core
+mutate: $(STAMP)  ## mutation testing of the numeric modules (pyproject.toml [tool.lit_digest.mutate]; MODULES=... for some): catch rate and survivors per module, about 40 minutes on one core
 	$(PY) .ci/mutate.py $(MODULES)
 
 gpu-wheels: $(STAMP)  ## the wheels a GPU machine without network lacks (benchmarks/gpu_wheels.txt) into .whl/, checked
