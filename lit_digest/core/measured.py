@@ -105,8 +105,10 @@ class MeasuredRun:
         if self._wandb is not None:
             import wandb as wandb_lib
 
-            key = title or f"table_{len(self.tables)}"
+            key = f"table_{len(self.tables)}"  # not the title: W&B refuses artifact names over 128 characters
             self._wandb.log({key: wandb_lib.Table(columns=header, data=[[cell(v) for v in r] for r in rows])})
+            if title:
+                self._wandb.summary[f"{key}_title"] = title
         return text
 
     def figure(self, fig, name: str = "plot") -> Path:
